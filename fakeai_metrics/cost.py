@@ -1,0 +1,291 @@
+"""CostTracker: spend per API key and model, billed tokens, and budgets with alert thresholds.
+
+Keys are stored and exported only as their ``KeyIds`` id (hash or alias); ``get_cost_by_key`` takes
+the raw key and hashes it. Budget periods are calendar periods in UTC (day, ISO week from Monday,
+month) and roll over lazily when the injectable wall clock passes a boundary: no thread.
+
+A soft budget only reports; a hard budget also makes ``allows(api_key)`` return False once spent,
+so a gateway can refuse before serving. Either way a call to ``record_usage`` records what was
+spent: the tokens were already used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+from . import catalog as c
+from . import validation as v
+from .keys import KeyIds
+from .pricing import Price, PriceTable
+from .tracker import Tracker
+
+
+class BudgetPeriod(str, Enum):
+    NEVER = "never"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class BudgetLimitType(str, Enum):
+    SOFT = "soft"
+    HARD = "hard"
+
+
+def period_start(period: BudgetPeriod, now: float) -> float:
+    """Start (epoch seconds, UTC) of the budget period that contains ``now``."""
+    if period is BudgetPeriod.NEVER:
+        return 0.0
+    day = dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    if period is BudgetPeriod.WEEKLY:
+        day -= dt.timedelta(days=day.weekday())
+    elif period is BudgetPeriod.MONTHLY:
+        day = day.replace(day=1)
+    return day.timestamp()
+
+
+@dataclass
+class Budget:
+    limit: float
+    period: BudgetPeriod
+    limit_type: BudgetLimitType
+    alert_threshold: float
+    started: float
+    spent: float = 0.0
+
+    def roll(self, now: float) -> None:
+        start = period_start(self.period, now)
+        if start > self.started:
+            self.started, self.spent = start, 0.0
+
+    def view(self) -> dict[str, Any]:
+        remaining = self.limit - self.spent
+        return {
+            "limit": self.limit, "used": self.spent, "remaining": remaining,
+            "percentage": self.spent / self.limit * 100 if self.limit else math.inf,
+            "period": self.period.value, "limit_type": self.limit_type.value,
+            "alert_threshold": self.alert_threshold,
+            "over_threshold": self.spent >= self.limit * self.alert_threshold,
+            "over_limit": self.spent >= self.limit,
+            "period_start": self.started,
+        }
+
+
+@dataclass
+class _KeyUsage:
+    """In-process totals of one key; ``clear_history`` forgets them."""
+
+    cost: float = 0.0
+    requests: int = 0
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+    by_model: dict[str, float] = field(default_factory=dict)
+    by_endpoint: dict[str, float] = field(default_factory=dict)
+
+    def add(self, model: str, endpoint: str, cost: float, prompt: int, completion: int,
+            cached: int) -> None:
+        self.cost += cost
+        self.requests += 1
+        self.prompt += prompt
+        self.completion += completion
+        self.cached += cached
+        self.by_model[model] = self.by_model.get(model, 0.0) + cost
+        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0.0) + cost
+
+
+class CostTracker(Tracker):
+    owner = "cost"
+    default_clock = staticmethod(time.time)
+
+    def __init__(self, *, prices: Mapping[str, Price] | None = None,
+                 fallback_price: Price | None = None, key_ids: KeyIds | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prices = PriceTable(prices, fallback_price)
+        self.key_ids = key_ids or KeyIds()
+        self._usage: dict[str, _KeyUsage] = {}
+        self._budgets: dict[str, Budget] = {}
+        self._cost = self._instrument(c.COST)
+        self._tokens = self._instrument(c.TOKENS)
+        self._unpriced = self._instrument(c.UNPRICED)
+        self._limit = self._instrument(c.BUDGET_LIMIT)
+        self._spent = self._instrument(c.BUDGET_SPENT)
+        self._threshold = self._instrument(c.BUDGET_THRESHOLD)
+
+    def alias_key(self, api_key: str, alias: str) -> None:
+        """Report ``api_key`` as ``alias`` from now on (set it before the key's first use)."""
+        self.key_ids.alias(api_key, alias)
+
+    # --- recording ---------------------------------------------------------------------------
+
+    def record_usage(self, api_key: str, model: str, endpoint: str, prompt_tokens: int,
+                     completion_tokens: int, cached_tokens: int = 0,
+                     metadata: Mapping[str, Any] | None = None) -> float:
+        """Bill one request; returns its cost in USD."""
+        v.label("model", model)
+        v.label("endpoint", endpoint)
+        v.tokens("prompt_tokens", prompt_tokens)
+        v.tokens("completion_tokens", completion_tokens)
+        v.tokens("cached_tokens", cached_tokens)
+        if cached_tokens > prompt_tokens:
+            raise v.InvalidMetricInput(
+                f"cached_tokens ({cached_tokens}) is part of prompt_tokens ({prompt_tokens})"
+                " and cannot exceed it")
+        key = self.key_ids(v.label("api_key", api_key))
+        price, known = self.prices.price(model)
+        cost = price.cost(prompt_tokens, completion_tokens, cached_tokens)
+        now = self._clock()
+        with self._lock:
+            usage = self._usage.get(key)
+            if usage is None:
+                usage = self._usage[key] = _KeyUsage()
+            usage.add(model, endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
+            self._cost.inc((key, model), cost)
+            tokens = self._tokens
+            tokens.inc((model, "prompt"), prompt_tokens)
+            tokens.inc((model, "completion"), completion_tokens)
+            if cached_tokens:
+                tokens.inc((model, "cached"), cached_tokens)
+            if not known:
+                self._unpriced.inc((model,))
+            budget = self._budgets.get(key)
+            if budget is not None:
+                budget.roll(now)
+                budget.spent += cost
+        return cost
+
+    def set_budget(self, api_key: str, limit: float, period: BudgetPeriod = BudgetPeriod.NEVER,
+                   limit_type: BudgetLimitType = BudgetLimitType.SOFT,
+                   alert_threshold: float = 0.8) -> None:
+        """Set or change a key's budget; changing keeps what was spent in the current period."""
+        key = self.key_ids(v.label("api_key", api_key))
+        limit = v.non_negative("limit", limit)
+        if limit == 0:
+            raise v.InvalidMetricInput("limit must be > 0")
+        alert_threshold = v.ratio("alert_threshold", alert_threshold)
+        period, limit_type = BudgetPeriod(period), BudgetLimitType(limit_type)
+        now = self._clock()
+        with self._lock:
+            old = self._budgets.get(key)
+            budget = Budget(limit, period, limit_type, alert_threshold, period_start(period, now))
+            if old is not None and old.period is period:
+                old.roll(now)
+                budget.spent = old.spent
+            self._budgets[key] = budget
+
+    def remove_budget(self, api_key: str) -> None:
+        with self._lock:
+            self._budgets.pop(self.key_ids(api_key), None)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _budget(self, key: str) -> Budget | None:
+        budget = self._budgets.get(key)
+        if budget is not None:
+            budget.roll(self._clock())
+        return budget
+
+    def check_budget(self, api_key: str) -> tuple[float, float, bool]:
+        """(used, remaining, over_limit); a key without a budget gives (0.0, inf, False)."""
+        with self._lock:
+            budget = self._budget(self.key_ids(api_key))
+            if budget is None:
+                return 0.0, math.inf, False
+            return budget.spent, budget.limit - budget.spent, budget.spent >= budget.limit
+
+    def allows(self, api_key: str) -> bool:
+        """False only for a hard budget already spent: a gateway's check before serving."""
+        with self._lock:
+            budget = self._budget(self.key_ids(api_key))
+            return (budget is None or budget.limit_type is BudgetLimitType.SOFT
+                    or budget.spent < budget.limit)
+
+    def get_cost_by_key(self, api_key: str) -> dict[str, Any]:
+        key = self.key_ids(api_key)
+        with self._lock:
+            u = self._usage.get(key) or _KeyUsage()
+            budget = self._budget(key)
+            return {
+                "api_key": key,
+                "total_cost": u.cost,
+                "requests": u.requests,
+                "tokens": {"prompt_tokens": u.prompt, "completion_tokens": u.completion,
+                           "cached_tokens": u.cached, "total_tokens": u.prompt + u.completion},
+                "by_model": dict(u.by_model),
+                "by_endpoint": dict(u.by_endpoint),
+                "budget": budget.view() if budget else None,
+            }
+
+    def get_cost_by_model(self) -> dict[str, float]:
+        with self._lock:
+            out: dict[str, float] = {}
+            for u in self._usage.values():
+                for model, cost in u.by_model.items():
+                    out[model] = out.get(model, 0.0) + cost
+            return out
+
+    def get_cost_by_endpoint(self) -> dict[str, float]:
+        with self._lock:
+            out: dict[str, float] = {}
+            for u in self._usage.values():
+                for endpoint, cost in u.by_endpoint.items():
+                    out[endpoint] = out.get(endpoint, 0.0) + cost
+            return out
+
+    def get_total_cost(self) -> float:
+        with self._lock:
+            return sum(u.cost for u in self._usage.values())
+
+    def get_summary(self) -> dict[str, Any]:
+        """Totals by key id, model and endpoint; keys appear only as their ids."""
+        with self._lock:
+            keys = list(self._usage)
+            requests = sum(u.requests for u in self._usage.values())
+        return {
+            "total_cost": self.get_total_cost(),
+            "total_requests": requests,
+            "unique_api_keys": len(keys),
+            "by_key": {k: self._key_view(k) for k in keys},
+            "by_model": self.get_cost_by_model(),
+            "by_endpoint": self.get_cost_by_endpoint(),
+        }
+
+    def _key_view(self, key: str) -> dict[str, Any]:
+        with self._lock:
+            u = self._usage.get(key) or _KeyUsage()
+            budget = self._budget(key)
+            return {"total_cost": u.cost, "requests": u.requests,
+                    "budget": budget.view() if budget else None}
+
+    def clear_history(self, api_key: str | None = None) -> None:
+        """Forget usage (of one key, or all) in process and in the exported spend; budgets stay.
+
+        Exported counters that drop to zero read as a counter reset, which ``rate()`` handles.
+        """
+        with self._lock:
+            if api_key is None:
+                self._usage.clear()
+                for inst in (self._cost, self._tokens, self._unpriced):
+                    inst.clear()
+                return
+            key = self.key_ids(api_key)
+            self._usage.pop(key, None)
+            for series in [k for k in self._cost.values if k[0] == key]:
+                del self._cost.values[series]
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        for inst in (self._limit, self._spent, self._threshold):
+            inst.clear()
+        for key, budget in self._budgets.items():
+            budget.roll(now)
+            self._limit.set((key,), budget.limit)
+            self._spent.set((key,), budget.spent)
+            self._threshold.set((key,), budget.alert_threshold)

@@ -1,0 +1,230 @@
+"""MetricsTracker: the per-endpoint view — request, response, token and error rates, latency.
+
+Rates are per second over a sliding window (``window_seconds``, 60 by default) kept in one-second
+slots, so memory is fixed per endpoint. ``get_metrics`` gives, per kind and endpoint, the rate and
+avg/min/max/p50/p90/p99 of the values the calls carried in the window: latency in seconds for
+responses, tokens per call for tokens; requests and errors carry no value, so theirs are 0. The
+token rate is tokens per second. A completed stream counts as a response whose latency is the
+stream's duration; a failed stream counts as an error.
+
+Stream TTFT and tokens/s here are in-process conveniences in seconds; the exported TTFT histogram
+belongs to ``StreamingMetricsTracker``.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left
+from typing import Any
+
+from . import catalog as c
+from . import validation as v
+from .instruments import Distribution, Histogram, fine_grid
+from .streams import OpenStream
+from .tracker import Tracker
+from .windows import Ring
+
+log = logging.getLogger(__name__)
+
+KINDS = ("requests", "responses", "tokens", "errors")
+_STAT_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+_PLAIN_GRID = fine_grid(())[0]
+
+
+class _Slot:
+    """One second of one endpoint and kind: events, and the values those events carried."""
+
+    __slots__ = ("events", "values")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.values = Distribution()
+
+
+class _Window:
+    """One endpoint's events of one kind over the sliding window."""
+
+    __slots__ = ("ring", "per_sum")
+
+    def __init__(self, window_seconds: float, per_sum: bool) -> None:
+        self.ring: Ring[_Slot] = Ring(window_seconds, 1.0, _Slot)
+        self.per_sum = per_sum
+
+    def stats(self, now: float, grid: tuple[float, ...]) -> dict[str, float]:
+        slots, covered = self.ring.recent(now)
+        values = Distribution()
+        for slot in slots:
+            values.merge(slot.values)
+        events = sum(slot.events for slot in slots)
+        out = {"rate": (values.sum if self.per_sum else events) / covered}
+        if values.count:
+            out.update(avg=values.mean, min=values.min, max=values.max)
+            out.update({name: values.quantile(q, grid) for name, q in _STAT_QUANTILES})
+        else:
+            out.update(avg=0.0, min=0.0, max=0.0, p50=0.0, p90=0.0, p99=0.0)
+        return out
+
+
+class MetricsTracker(Tracker):
+    owner = "endpoints"
+
+    def __init__(self, window_seconds: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.window_seconds = window_seconds
+        self._windows: dict[str, dict[str, _Window]] = {kind: {} for kind in KINDS}
+        self._requests = self._instrument(c.ENDPOINT_REQUESTS)
+        self._latency: Histogram = self._instrument(c.ENDPOINT_LATENCY)
+        self._tokens = self._instrument(c.ENDPOINT_TOKENS)
+        self._errors = self._instrument(c.ENDPOINT_ERRORS)
+        self._streams_total = self._instrument(c.ENDPOINT_STREAMS)
+        self._streams_active = self._instrument(c.ENDPOINT_STREAMS_ACTIVE)
+        self._streams: dict[str, OpenStream] = {}
+        self._stream_counts = {"completed": 0, "failed": 0}
+        self._ttft = Histogram(c.TTFT)  # in-process only
+        self._tps = Histogram(c.TPS)  # in-process only
+
+    def _window(self, kind: str, endpoint: str) -> _Window:
+        windows = self._windows[kind]
+        w = windows.get(endpoint)
+        if w is None:
+            w = windows[endpoint] = _Window(self.window_seconds, per_sum=kind == "tokens")
+        return w
+
+    def _add(self, kind: str, endpoint: str, now: float, value: float | None = None) -> None:
+        slot = self._window(kind, endpoint).ring.slot(now)
+        slot.events += 1
+        if value is not None:
+            slot.values.add(bisect_left(self._grid(kind), value), value)
+
+    def _grid(self, kind: str) -> tuple[float, ...]:
+        return self._latency.grid if kind == "responses" else _PLAIN_GRID
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def track_request(self, endpoint: str) -> None:
+        v.label("endpoint", endpoint)
+        now = self._clock()
+        with self._lock:
+            self._add("requests", endpoint, now)
+            self._requests.inc((endpoint,))
+
+    def track_response(self, endpoint: str, latency: float | None = None) -> None:
+        """A response; ``latency`` in seconds (None: counted, no latency)."""
+        v.label("endpoint", endpoint)
+        if latency is not None:
+            latency = v.non_negative("latency", latency)
+        now = self._clock()
+        with self._lock:
+            self._response(endpoint, now, latency)
+
+    def _response(self, endpoint: str, now: float, latency: float | None) -> None:
+        self._add("responses", endpoint, now, latency)
+        if latency is not None:
+            self._latency.observe((endpoint,), latency)
+
+    def track_tokens(self, endpoint: str, count: int) -> None:
+        v.label("endpoint", endpoint)
+        v.tokens("count", count)
+        now = self._clock()
+        with self._lock:
+            self._add("tokens", endpoint, now, float(count))
+            self._tokens.inc((endpoint,), count)
+
+    def track_error(self, endpoint: str) -> None:
+        v.label("endpoint", endpoint)
+        now = self._clock()
+        with self._lock:
+            self._error(endpoint, now)
+
+    def _error(self, endpoint: str, now: float) -> None:
+        self._add("errors", endpoint, now)
+        self._errors.inc((endpoint,))
+
+    # --- streams -----------------------------------------------------------------------------
+
+    def start_stream(self, stream_id: str, endpoint: str) -> None:
+        v.label("stream_id", stream_id)
+        v.label("endpoint", endpoint)
+        now = self._clock()
+        with self._lock:
+            if stream_id in self._streams:
+                log.debug("duplicate start_stream ignored")
+                return
+            self._streams[stream_id] = OpenStream((endpoint,), now)
+            self._streams_active.inc((endpoint,))
+
+    def track_stream_first_token(self, stream_id: str) -> None:
+        self.track_stream_token(stream_id)
+
+    def track_stream_token(self, stream_id: str) -> None:
+        """A token; the first one a stream sees sets its TTFT. Unknown ids are ignored."""
+        now = self._clock()
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is None:
+                return
+            if s.first is None:
+                s.first = now
+            s.last = now
+            s.tokens += 1
+
+    def complete_stream(self, stream_id: str, endpoint: str | None = None) -> None:
+        self._finish(stream_id, "completed")
+
+    def fail_stream(self, stream_id: str, endpoint: str | None = None,
+                    error_message: str = "") -> None:
+        self._finish(stream_id, "failed")
+
+    def _finish(self, stream_id: str, outcome: str) -> None:
+        now = self._clock()
+        with self._lock:
+            s = self._streams.pop(stream_id, None)
+            if s is None:
+                return
+            endpoint = s.key[0]
+            self._streams_active.inc(s.key, -1)
+            self._streams_total.inc((endpoint, outcome))
+            self._stream_counts[outcome] += 1
+            if outcome == "failed":
+                self._error(endpoint, now)
+                return
+            self._response(endpoint, now, now - s.start)
+            if s.first is not None:
+                self._ttft.observe((), s.first - s.start)
+            tps = s.tokens_per_second(now)
+            if tps is not None:
+                self._tps.observe((), tps)
+
+    def get_active_streams(self) -> int:
+        return len(self._streams)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get_streaming_stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "active_streams": len(self._streams),
+                "completed_streams": self._stream_counts["completed"],
+                "failed_streams": self._stream_counts["failed"],
+                "ttft": _summary(self._ttft),
+                "tokens_per_second": _summary(self._tps),
+            }
+
+    def get_metrics(self) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            out: dict[str, Any] = {}
+            for kind in KINDS:
+                out[kind] = {ep: w.stats(now, self._grid(kind))
+                             for ep, w in self._windows[kind].items()}
+        out["streaming_stats"] = self.get_streaming_stats()
+        return out
+
+
+def _summary(hist: Histogram) -> dict[str, float]:
+    d = hist.get(())
+    if d is None:
+        return {}
+    out = {"avg": d.mean, "min": d.min, "max": d.max}
+    out.update({name: hist.quantile(d, q) for name, q in _STAT_QUANTILES})
+    return out

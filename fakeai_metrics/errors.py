@@ -1,0 +1,262 @@
+"""ErrorMetricsTracker: request outcomes, error types and patterns, and the availability SLO.
+
+It owns ``fakeai_requests_total{endpoint, model, outcome}``: every finished request is recorded
+here exactly once, as a success or an error, which makes it the SLO's event count. Burn rates per
+window are exported as gauges computed at scrape time from ten-second slots (no event lists).
+
+``get_metrics`` counts are totals since construction or ``reset``; ``get_slo_status`` covers the
+last ``window_seconds``. Error messages are grouped into patterns after normalisation (ids, UUIDs,
+numbers, timestamps, hex, e-mails and keys replaced); records keep the API key only as its id and
+have the raw key scrubbed from their message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import catalog as c
+from . import validation as v
+from .keys import KeyIds
+from .slo import SLOStatus, burn_rate
+from .tracker import Tracker
+from .windows import Ring
+
+UNKNOWN_MODEL = "unknown"
+_SLOT_SECONDS = 10.0
+
+_NORMALISERS = [(re.compile(p, flags), token) for p, flags, token in [
+    (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I, "<UUID>"),
+    (r"[\w.+-]+@[\w-]+\.[\w.-]+", 0, "<EMAIL>"),
+    (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?", 0, "<TIME>"),
+    (r"\bBearer\s+\S+|\b(?:sk|pk|rk)-[\w-]{3,}", 0, "<KEY>"),
+    (r"\b(?:req|chatcmpl|resp|call|run|msg|file|batch)[-_][\w-]+", 0, "<ID>"),
+    (r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I, "<HEX>"),
+    (r"\d+(?:\.\d+)?", 0, "<NUM>"),
+]]
+_MAX_MESSAGE = 200
+
+
+def normalize_message(message: str) -> str:
+    """The message with variable parts replaced, so similar errors share one pattern."""
+    for pattern, token in _NORMALISERS:
+        message = pattern.sub(token, message)
+    return message[:_MAX_MESSAGE]
+
+
+def fingerprint(error_type: str, endpoint: str, normalized: str) -> str:
+    return hashlib.sha256(f"{error_type}:{endpoint}:{normalized}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    timestamp: float
+    endpoint: str
+    status_code: int
+    error_type: str
+    error_message: str
+    fingerprint: str
+    model: str | None = None
+    api_key: str | None = None  # the key's id, never the key
+    request_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass
+class ErrorPattern:
+    fingerprint: str
+    error_type: str
+    endpoint: str
+    normalized_message: str
+    count: int
+    first_seen: float
+    last_seen: float
+    affected_models: set[str] = field(default_factory=set)
+    example_request_ids: list[str] = field(default_factory=list)
+
+
+class ErrorMetricsTracker(Tracker):
+    owner = "errors"
+    default_clock = staticmethod(time.time)
+
+    def __init__(self, max_recent_errors: int = 500, error_budget_slo: float = 0.999,
+                 window_seconds: int = 300, pattern_threshold: int = 3, *,
+                 slo_name: str = "availability", max_patterns: int = 1000,
+                 key_ids: KeyIds | None = None, **kwargs: Any) -> None:
+        v.ratio("error_budget_slo", error_budget_slo, high_closed=False)
+        v.non_negative("window_seconds", window_seconds)
+        super().__init__(**kwargs)
+        self.max_recent_errors = max_recent_errors
+        self.error_budget_slo = error_budget_slo
+        self.window_seconds = window_seconds
+        self.pattern_threshold = pattern_threshold
+        self.slo_name = slo_name
+        self.max_patterns = max_patterns
+        self.key_ids = key_ids or KeyIds()
+        self._recent: deque[ErrorRecord] = deque(maxlen=max_recent_errors)
+        self._patterns: dict[str, ErrorPattern] = {}
+        longest = max(window_seconds, *c.BURN_RATE_WINDOWS.values())
+        self._ring: Ring[list[int]] = Ring(longest, _SLOT_SECONDS, lambda: [0, 0])
+        self._requests = self._instrument(c.REQUESTS)
+        self._errors = self._instrument(c.ERRORS)
+        self._objective = self._instrument(c.SLO_OBJECTIVE)
+        self._burn = self._instrument(c.SLO_BURN_RATE)
+        self._objective.set((slo_name,), error_budget_slo)
+
+    # --- recording ---------------------------------------------------------------------------
+
+    def record_success(self, endpoint: str, model: str | None = None) -> None:
+        v.label("endpoint", endpoint)
+        key = (endpoint, UNKNOWN_MODEL if model is None else v.label("model", model), "success")
+        now = self._clock()
+        with self._lock:
+            self._ring.slot(now)[0] += 1
+            self._requests.inc(key)
+
+    def record_error(self, endpoint: str, status_code: int, error_type: str,
+                     error_message: str = "", model: str | None = None,
+                     api_key: str | None = None, request_id: str | None = None,
+                     user_id: str | None = None, stack_trace: str | None = None) -> None:
+        """One failed request: counted as a request and as an error, grouped into a pattern."""
+        v.label("endpoint", endpoint)
+        v.label("error_type", error_type)
+        if isinstance(status_code, bool) or not isinstance(status_code, int) \
+                or not 100 <= status_code <= 599:
+            raise v.InvalidMetricInput(f"status_code must be an int in 100..599, got {status_code!r}")
+        if not isinstance(error_message, str):
+            raise v.InvalidMetricInput("error_message must be a string")
+        if model is not None:
+            v.label("model", model)
+        key_id = self.key_ids(api_key) if api_key is not None else None
+        message = self.key_ids.scrub(error_message, api_key)
+        normalized = normalize_message(message)
+        fp = fingerprint(error_type, endpoint, normalized)
+        now = self._clock()
+        record = ErrorRecord(now, endpoint, status_code, error_type, message[:1000], fp, model,
+                             key_id, request_id, user_id)
+        with self._lock:
+            slot = self._ring.slot(now)
+            slot[0] += 1
+            slot[1] += 1
+            self._requests.inc((endpoint, model or UNKNOWN_MODEL, "error"))
+            self._errors.inc((endpoint, error_type, str(status_code)))
+            self._recent.append(record)
+            self._add_pattern(record, normalized)
+
+    def _add_pattern(self, record: ErrorRecord, normalized: str) -> None:
+        p = self._patterns.get(record.fingerprint)
+        if p is None:
+            if len(self._patterns) >= self.max_patterns:
+                stalest = min(self._patterns.values(), key=lambda q: q.last_seen)
+                del self._patterns[stalest.fingerprint]
+            p = self._patterns[record.fingerprint] = ErrorPattern(
+                record.fingerprint, record.error_type, record.endpoint, normalized, 0,
+                record.timestamp, record.timestamp)
+        p.count += 1
+        p.last_seen = record.timestamp
+        if record.model is not None and len(p.affected_models) < 100:
+            p.affected_models.add(record.model)
+        if record.request_id is not None and len(p.example_request_ids) < 10:
+            p.example_request_ids.append(record.request_id)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _totals(self) -> tuple[int, int, dict[str, list[int]], dict[str, int]]:
+        """All-time requests, errors, per-endpoint [requests, errors], errors per model."""
+        total = errors = 0
+        by_endpoint: dict[str, list[int]] = {}
+        by_model: dict[str, int] = {}
+        for (endpoint, model, outcome), n in self._requests.values.items():
+            n = int(n)
+            ep = by_endpoint.setdefault(endpoint, [0, 0])
+            total += n
+            ep[0] += n
+            if outcome == "error":
+                errors += n
+                ep[1] += n
+                if model != UNKNOWN_MODEL:
+                    by_model[model] = by_model.get(model, 0) + n
+        return total, errors, by_endpoint, by_model
+
+    def get_metrics(self) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            total, errors, by_endpoint, by_model = self._totals()
+            windowed = [r for r in self._recent if r.timestamp >= now - self.window_seconds]
+            patterns = len(self._patterns)
+            recent = len(self._recent)
+        return {
+            "total_requests": total,
+            "total_successes": total - errors,
+            "total_errors": errors,
+            "error_rate": errors / total if total else 0.0,
+            "success_rate": (total - errors) / total if total else 1.0,
+            "recent_errors_count": recent,
+            "windowed_errors_count": len(windowed),
+            "pattern_count": patterns,
+            "top_error_types": _top(windowed, "error_type", "type"),
+            "top_error_endpoints": _top(windowed, "endpoint", "endpoint"),
+            "top_status_codes": _top(windowed, "status_code", "status_code"),
+            "errors_by_endpoint": {ep: n[1] for ep, n in by_endpoint.items() if n[1]},
+            "errors_by_model": by_model,
+        }
+
+    def get_slo_status(self) -> SLOStatus:
+        """The SLO over the last ``window_seconds`` (to the ten-second slot)."""
+        now = self._clock()
+        with self._lock:
+            slots, _ = self._ring.recent(now, self.window_seconds)
+            total = sum(s[0] for s in slots)
+            errors = sum(s[1] for s in slots)
+            _, _, by_endpoint, _ = self._totals()
+        rates = {ep: n[1] / n[0] for ep, n in by_endpoint.items() if n[0]}
+        return SLOStatus.from_counts(self.error_budget_slo, self.window_seconds, total, errors,
+                                     rates)
+
+    def get_error_patterns(self, min_count: int | None = None,
+                           recent_only: bool = True) -> list[ErrorPattern]:
+        threshold = self.pattern_threshold if min_count is None else min_count
+        since = self._clock() - self.window_seconds if recent_only else float("-inf")
+        with self._lock:
+            found = [p for p in self._patterns.values()
+                     if p.count >= threshold and p.last_seen >= since]
+        return sorted(found, key=lambda p: p.count, reverse=True)
+
+    def get_recent_errors(self, limit: int = 50, endpoint: str | None = None,
+                          error_type: str | None = None) -> list[ErrorRecord]:
+        """Newest first."""
+        with self._lock:
+            records = list(self._recent)
+        out = [r for r in reversed(records)
+               if (endpoint is None or r.endpoint == endpoint)
+               and (error_type is None or r.error_type == error_type)]
+        return out[:limit]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._recent.clear()
+            self._patterns.clear()
+            self._ring.clear()
+            self._requests.clear()
+            self._errors.clear()
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        for window, seconds in c.BURN_RATE_WINDOWS.items():
+            slots, _ = self._ring.recent(now, seconds)
+            total = sum(s[0] for s in slots)
+            errors = sum(s[1] for s in slots)
+            self._burn.set((self.slo_name, window), burn_rate(errors, total, self.error_budget_slo))
+
+
+def _top(records: list[ErrorRecord], attr: str, name: str, n: int = 10) -> list[dict[str, Any]]:
+    counts: dict[Any, int] = {}
+    for r in records:
+        value = getattr(r, attr)
+        counts[value] = counts.get(value, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)[:n]
+    return [{name: value, "count": count} for value, count in ranked]

@@ -1,0 +1,175 @@
+"""ModelMetricsTracker: requests, tokens, latency, errors and cost per model.
+
+It exports ``fakeai_request_duration_seconds{endpoint, model}``; its latency percentiles come from
+that histogram's own counts. Request outcomes are exported by ``ErrorMetricsTracker`` and tokens by
+``CostTracker``, so a request seen by all three is counted once per metric. ``user`` values are
+treated like API keys (hashed or aliased) since callers often pass the key there; at most
+``max_users_per_model`` distinct users are kept per model, the rest are counted as ``__other__``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from . import catalog as c
+from . import validation as v
+from .instruments import Distribution, Histogram
+from .keys import KeyIds
+from .pricing import Price, PriceTable
+from .tracker import Tracker
+
+OTHER = "__other__"
+RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
+
+
+@dataclass
+class _ModelStats:
+    requests: int = 0
+    prompt: int = 0
+    completion: int = 0
+    errors: int = 0
+    cost: float = 0.0
+    first: float = 0.0
+    last: float = 0.0
+    endpoints: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+
+
+class ModelMetricsTracker(Tracker):
+    owner = "models"
+    default_clock = staticmethod(time.time)
+
+    def __init__(self, *, prices: Mapping[str, Price] | None = None,
+                 key_ids: KeyIds | None = None, max_users_per_model: int = 1000,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prices = PriceTable(prices)
+        self.key_ids = key_ids or KeyIds()
+        self.max_users_per_model = max_users_per_model
+        self._models: dict[str, _ModelStats] = {}
+        self._duration: Histogram = self._instrument(c.REQUEST_DURATION)
+
+    def track_request(self, model: str, endpoint: str, prompt_tokens: int = 0,
+                      completion_tokens: int = 0, latency_ms: float | None = None,
+                      user: str | None = None, error: bool = False) -> None:
+        """One finished request; ``latency_ms`` None means not measured (not observed)."""
+        v.label("model", model)
+        v.label("endpoint", endpoint)
+        v.tokens("prompt_tokens", prompt_tokens)
+        v.tokens("completion_tokens", completion_tokens)
+        if latency_ms is not None:
+            latency_ms = v.non_negative("latency_ms", latency_ms)
+        user_id = self.key_ids(user) if user is not None else None
+        cost = self.prices.price(model)[0].cost(prompt_tokens, completion_tokens)
+        now = self._clock()
+        with self._lock:
+            st = self._models.get(model)
+            if st is None:
+                st = self._models[model] = _ModelStats(first=now)
+            st.requests += 1
+            st.prompt += prompt_tokens
+            st.completion += completion_tokens
+            st.errors += bool(error)
+            st.cost += cost
+            st.last = now
+            st.endpoints[endpoint] = st.endpoints.get(endpoint, 0) + 1
+            if user_id is not None:
+                if user_id not in st.users and len(st.users) >= self.max_users_per_model:
+                    user_id = OTHER
+                st.users[user_id] = st.users.get(user_id, 0) + 1
+            if latency_ms is not None:
+                self._duration.observe((endpoint, model), latency_ms / 1000.0)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _latency(self, model: str) -> Distribution:
+        total = Distribution()
+        for (_, m), dist in self._duration.series.items():
+            if m == model:
+                total.merge(dist)
+        return total
+
+    def get_model_stats(self, model: str) -> dict[str, Any]:
+        """Stats of one model; an unknown model gives FakeAI's ``{"request_count": 0, "error"}``."""
+        with self._lock:
+            st = self._models.get(model)
+            if st is None:
+                return {"model": model, "request_count": 0, "error": "Model not found"}
+            lat = self._latency(model)
+            latency = {"avg_ms": lat.mean * 1000,
+                       "min_ms": lat.min * 1000 if lat.count else 0.0,
+                       "max_ms": lat.max * 1000 if lat.count else 0.0}
+            for q in (50, 90, 95, 99):
+                value = self._duration.quantile(lat, q / 100) * 1000
+                latency[f"p{q}_ms"] = latency[f"p{q}"] = value
+            return {
+                "model": model,
+                "request_count": st.requests,
+                "tokens": {"prompt": st.prompt, "completion": st.completion,
+                           "total": st.prompt + st.completion},
+                "latency": latency,
+                "errors": {"count": st.errors, "rate_percent": st.errors / st.requests * 100},
+                "cost": {"total_usd": st.cost, "per_request_usd": st.cost / st.requests},
+                "endpoints": dict(st.endpoints),
+                "users": dict(st.users),
+                "uptime_seconds": st.last - st.first,
+                "first_request": st.first,
+                "last_request": st.last,
+            }
+
+    def get_all_models_stats(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            models = list(self._models)
+        return {m: self.get_model_stats(m) for m in models}
+
+    def get_cost_by_model(self) -> dict[str, float]:
+        with self._lock:
+            return {m: st.cost for m, st in self._models.items()}
+
+    def compare_models(self, model1: str, model2: str) -> dict[str, Any]:
+        a, b = self.get_model_stats(model1), self.get_model_stats(model2)
+        if "error" in a or "error" in b:
+            return {"error": "One or both models not found", "model1": model1, "model2": model2}
+        values = {
+            "request_count": (a["request_count"], b["request_count"]),
+            "avg_latency_ms": (a["latency"]["avg_ms"], b["latency"]["avg_ms"]),
+            "error_rate_percent": (a["errors"]["rate_percent"], b["errors"]["rate_percent"]),
+            "total_cost_usd": (a["cost"]["total_usd"], b["cost"]["total_usd"]),
+            "cost_per_request_usd": (a["cost"]["per_request_usd"], b["cost"]["per_request_usd"]),
+            "total_tokens": (a["tokens"]["total"], b["tokens"]["total"]),
+        }
+        comparison = {
+            name: {"model1": x, "model2": y, "delta": y - x,
+                   "percent_change": (y - x) / x * 100 if x > 0 else 0.0}
+            for name, (x, y) in values.items()
+        }
+
+        def lower(name: str) -> str:
+            x, y = values[name]
+            return model1 if x < y else model2
+
+        return {"model1": model1, "model2": model2, "comparison": comparison,
+                "winner": {"latency": lower("avg_latency_ms"),
+                           "error_rate": lower("error_rate_percent"),
+                           "cost_efficiency": lower("cost_per_request_usd")}}
+
+    def get_model_ranking(self, metric: str = "request_count",
+                          limit: int = 10) -> list[dict[str, Any]]:
+        """Models by ``metric``, highest first."""
+        if metric not in RANKING_METRICS:
+            raise ValueError(f"metric must be one of {RANKING_METRICS}, got {metric!r}")
+        keys = {"request_count": lambda s: s["request_count"],
+                "latency": lambda s: s["latency"]["avg_ms"],
+                "error_rate": lambda s: s["errors"]["rate_percent"],
+                "cost": lambda s: s["cost"]["total_usd"],
+                "tokens": lambda s: s["tokens"]["total"]}
+        stats = list(self.get_all_models_stats().values())
+        return sorted(stats, key=keys[metric], reverse=True)[:limit]
+
+    def reset_stats(self) -> None:
+        """Forget everything; the exported histogram starts again from zero."""
+        with self._lock:
+            self._models.clear()
+            self._duration.clear()

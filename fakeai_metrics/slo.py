@@ -1,0 +1,64 @@
+"""SLO arithmetic: error budget, burn rate and violation, exact at the boundary.
+
+Burn rate = observed error ratio / (1 - objective); 1.0 spends the budget exactly over the SLO
+period. A success ratio exactly at the objective is not a violation: the comparison is done on
+fractions, so 999 successes out of 1000 at 99.9 % is not read as 0.99899999.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+
+def error_budget(objective: float) -> float:
+    """1 - objective, rounded so 0.999 gives 0.001 and not 0.0010000000000000009."""
+    return round(1.0 - objective, 12)
+
+
+def burn_rate(errors: float, total: float, objective: float) -> float:
+    return (errors / total) / error_budget(objective) if total else 0.0
+
+
+def violated(errors: int, total: int, objective: float) -> bool:
+    return bool(total) and Fraction(errors, total) > Fraction(repr(error_budget(objective)))
+
+
+@dataclass
+class SLOStatus:
+    target_success_rate: float
+    window_seconds: float
+    total_requests: int
+    successful_requests: int
+    failed_requests: int
+    current_success_rate: float
+    current_error_rate: float
+    error_budget_total: float
+    error_budget_consumed: int
+    error_budget_remaining: float
+    error_budget_percentage: float
+    slo_violated: bool
+    burn_rate: float
+    endpoint_error_rates: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_counts(cls, objective: float, window_seconds: float, total: int, errors: int,
+                    endpoint_error_rates: dict[str, float]) -> "SLOStatus":
+        allowed = total * error_budget(objective)
+        remaining = max(0.0, allowed - errors)
+        return cls(
+            target_success_rate=objective, window_seconds=window_seconds,
+            total_requests=total, successful_requests=total - errors, failed_requests=errors,
+            current_success_rate=(total - errors) / total if total else 1.0,
+            current_error_rate=errors / total if total else 0.0,
+            error_budget_total=allowed, error_budget_consumed=errors,
+            error_budget_remaining=remaining,
+            error_budget_percentage=remaining / allowed * 100 if allowed else 100.0,
+            slo_violated=violated(errors, total, objective),
+            burn_rate=burn_rate(errors, total, objective),
+            endpoint_error_rates=endpoint_error_rates,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

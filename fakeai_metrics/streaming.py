@@ -1,0 +1,234 @@
+"""StreamingMetricsTracker: TTFT, inter-token latency, TPOT and tokens/s of streamed completions.
+
+Per token it does one clock read, one dict lookup and one histogram add under the tracker's lock;
+an open stream is a handful of numbers (``OpenStream``), whatever its length.
+
+Calls that name a stream this tracker does not hold (a token, completion or failure for an unknown
+id, a second ``start_stream`` for an open id, a start beyond ``max_active_streams``) never raise,
+since they come from a server's request path: they are ignored and counted in
+``fakeai_stream_events_dropped_total{event, reason}``.
+
+In-process statistics (``get_metrics``) cover the tracker's life since construction or ``reset``
+and come from the exported histograms' own counts; windowed views are Prometheus' job (``rate``
+over a range). ``aggregation_window_seconds`` is kept for FakeAI compatibility and reported back.
+Failed streams count in TTFT and ITL (their tokens were sent) but not in TPOT or tokens/s.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+from . import catalog as c
+from . import validation as v
+from .instruments import Distribution, Histogram
+from .streams import OpenStream
+from .tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+class StreamSummary(NamedTuple):
+    """What ``complete_stream`` / ``fail_stream`` return: enough for a caller to bill the stream."""
+
+    model: str
+    prompt_tokens: int
+    tokens: int
+    duration_s: float
+    ttft_s: float | None
+    tpot_s: float | None
+
+
+@dataclass
+class StreamingAggregateMetrics:
+    """FakeAI's aggregate shape; latencies in milliseconds."""
+
+    total_streams: int = 0
+    active_streams: int = 0
+    completed_streams: int = 0
+    failed_streams: int = 0
+    total_tokens_generated: int = 0
+    total_bytes_sent: int = 0
+    avg_tokens_per_second: float = 0.0
+    p50_tokens_per_second: float = 0.0
+    p95_tokens_per_second: float = 0.0
+    p99_tokens_per_second: float = 0.0
+    avg_ttft: float = 0.0
+    p50_ttft: float = 0.0
+    p95_ttft: float = 0.0
+    p99_ttft: float = 0.0
+    min_ttft: float = 0.0
+    max_ttft: float = 0.0
+    avg_itl: float = 0.0
+    p50_itl: float = 0.0
+    p95_itl: float = 0.0
+    p99_itl: float = 0.0
+    avg_tpot: float = 0.0
+    p50_tpot: float = 0.0
+    p95_tpot: float = 0.0
+    p99_tpot: float = 0.0
+    avg_duration: float = 0.0
+    p50_duration: float = 0.0
+    p95_duration: float = 0.0
+    p99_duration: float = 0.0
+    success_rate: float = 0.0
+    aggregation_window_seconds: float = 0.0
+    streams_by_model: dict[str, int] = field(default_factory=dict)
+    tokens_by_model: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StreamingMetricsTracker(Tracker):
+    owner = "streaming"
+
+    def __init__(self, max_active_streams: int = 10000, max_completed_streams: int = 1000,
+                 aggregation_window_seconds: int = 300, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_active_streams = max_active_streams
+        self.max_completed_streams = max_completed_streams
+        self.aggregation_window_seconds = aggregation_window_seconds
+        self._streams: dict[str, OpenStream] = {}
+        self._ttft: Histogram = self._instrument(c.TTFT)
+        self._itl: Histogram = self._instrument(c.ITL)
+        self._tpot: Histogram = self._instrument(c.TPOT)
+        self._tps: Histogram = self._instrument(c.TPS)
+        self._active = self._instrument(c.STREAMS_ACTIVE)
+        self._finished = self._instrument(c.STREAMS)
+        self._bytes = self._instrument(c.STREAM_BYTES)
+        self._dropped = self._instrument(c.STREAM_EVENTS_DROPPED)
+        self._durations = Histogram(c.REQUEST_DURATION)  # in-process only: avg/p50 duration
+        self._tokens_by_model: dict[str, int] = {}
+
+    # --- recording ---------------------------------------------------------------------------
+
+    def start_stream(self, stream_id: str, model: str, prompt_tokens: int = 0,
+                     temperature: float | None = None, max_tokens: int | None = None,
+                     client_id: str | None = None) -> None:
+        v.label("stream_id", stream_id)
+        v.label("model", model)
+        v.tokens("prompt_tokens", prompt_tokens)
+        now = self._clock()
+        with self._lock:
+            if stream_id in self._streams:
+                self._drop("start", "duplicate_stream")
+                return
+            if len(self._streams) >= self.max_active_streams:
+                self._drop("start", "capacity")
+                return
+            key = (model,)
+            self._streams[stream_id] = OpenStream(key, now, prompt_tokens)
+            self._active.inc(key)
+
+    def record_token(self, stream_id: str, token: str = "", chunk_size_bytes: int = 0) -> None:
+        now = self._clock()
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is None:
+                self._drop("token", "unknown_stream")
+                return
+            if s.first is None:
+                s.first = now
+                self._ttft.observe(s.key, now - s.start)
+            else:
+                self._itl.observe(s.key, now - s.last)
+            s.last = now
+            s.tokens += 1
+            if chunk_size_bytes:
+                self._bytes.inc(s.key, chunk_size_bytes)
+
+    def complete_stream(self, stream_id: str, finish_reason: str = "stop",
+                        client_id: str | None = None) -> StreamSummary | None:
+        return self._finish(stream_id, "completed")
+
+    def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:
+        return self._finish(stream_id, "failed")
+
+    def _finish(self, stream_id: str, outcome: str) -> StreamSummary | None:
+        now = self._clock()
+        with self._lock:
+            s = self._streams.pop(stream_id, None)
+            if s is None:
+                self._drop(outcome, "unknown_stream")
+                return None
+            key = s.key
+            self._active.inc(key, -1)
+            self._finished.inc((key[0], outcome))
+            tpot = s.tpot()
+            if outcome == "completed":
+                tps = s.tokens_per_second(now)
+                if tps is not None:
+                    self._tps.observe(key, tps)
+                if tpot is not None:
+                    self._tpot.observe(key, tpot)
+            self._durations.observe(key, now - s.start)
+            model = key[0]
+            self._tokens_by_model[model] = self._tokens_by_model.get(model, 0) + s.tokens
+        ttft = None if s.first is None else s.first - s.start
+        return StreamSummary(model, s.prompt_tokens, s.tokens, now - s.start, ttft, tpot)
+
+    def _drop(self, event: str, reason: str) -> None:
+        self._dropped.inc((event, reason))
+        log.debug("stream %s ignored: %s", event, reason)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get_active_stream_count(self) -> int:
+        return len(self._streams)
+
+    def get_metrics(self) -> StreamingAggregateMetrics:
+        with self._lock:
+            finished = self._finished.values
+            completed = sum(n for (_, o), n in finished.items() if o == "completed")
+            failed = sum(n for (_, o), n in finished.items() if o == "failed")
+            active = len(self._streams)
+            total = completed + failed + active
+            open_tokens: dict[str, int] = {}
+            for s in self._streams.values():
+                open_tokens[s.key[0]] = open_tokens.get(s.key[0], 0) + s.tokens
+            tokens_by_model = dict(self._tokens_by_model)
+            for model, n in open_tokens.items():
+                tokens_by_model[model] = tokens_by_model.get(model, 0) + n
+            streams_by_model: dict[str, int] = {}
+            for (model, _), n in finished.items():
+                streams_by_model[model] = streams_by_model.get(model, 0) + int(n)
+            for s in self._streams.values():
+                streams_by_model[s.key[0]] = streams_by_model.get(s.key[0], 0) + 1
+            ttft, itl = self._ttft.merged(), self._itl.merged()
+            tpot, tps = self._tpot.merged(), self._tps.merged()
+            dur = self._durations.merged()
+            m = StreamingAggregateMetrics(
+                total_streams=total, active_streams=active, completed_streams=completed,
+                failed_streams=failed, total_tokens_generated=sum(tokens_by_model.values()),
+                total_bytes_sent=int(sum(self._bytes.values.values())),
+                success_rate=completed / total if total else 0.0,
+                aggregation_window_seconds=self.aggregation_window_seconds,
+                streams_by_model=streams_by_model, tokens_by_model=tokens_by_model,
+            )
+            m.avg_tokens_per_second, m.p50_tokens_per_second, m.p95_tokens_per_second, \
+                m.p99_tokens_per_second = _stats(self._tps, tps, 1.0)
+            m.avg_ttft, m.p50_ttft, m.p95_ttft, m.p99_ttft = _stats(self._ttft, ttft, 1000.0)
+            m.min_ttft = ttft.min * 1000.0 if ttft.count else 0.0
+            m.max_ttft = ttft.max * 1000.0 if ttft.count else 0.0
+            m.avg_itl, m.p50_itl, m.p95_itl, m.p99_itl = _stats(self._itl, itl, 1000.0)
+            m.avg_tpot, m.p50_tpot, m.p95_tpot, m.p99_tpot = _stats(self._tpot, tpot, 1000.0)
+            m.avg_duration, m.p50_duration, m.p95_duration, m.p99_duration = _stats(
+                self._durations, dur, 1000.0)
+        return m
+
+    def reset(self) -> None:
+        """Forget everything, open streams included; exported series start again from zero."""
+        with self._lock:
+            self._streams.clear()
+            self._tokens_by_model.clear()
+            self._durations.clear()
+            for inst in self._instruments.values():
+                inst.clear()
+
+
+def _stats(hist: Histogram, dist: Distribution, scale: float) -> tuple[float, float, float, float]:
+    """avg, p50, p95, p99 of a merged distribution, scaled (1000 turns seconds into ms)."""
+    return (dist.mean * scale, hist.quantile(dist, 0.50) * scale,
+            hist.quantile(dist, 0.95) * scale, hist.quantile(dist, 0.99) * scale)

@@ -1,0 +1,31 @@
+"""The state of one open stream: a few numbers however many tokens it carries."""
+
+from __future__ import annotations
+
+
+class OpenStream:
+    """Start, first and last token times and the token count of one stream.
+
+    ``key`` is the label tuple the stream reports under (its model or endpoint).
+    """
+
+    __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens")
+
+    def __init__(self, key: tuple[str, ...], start: float, prompt_tokens: int = 0) -> None:
+        self.key = key
+        self.start = start
+        self.first: float | None = None
+        self.last = start
+        self.tokens = 0
+        self.prompt_tokens = prompt_tokens
+
+    def tpot(self) -> float | None:
+        """(last - first) / (tokens - 1), for streams with at least two tokens."""
+        if self.tokens < 2 or self.first is None:
+            return None
+        return (self.last - self.first) / (self.tokens - 1)
+
+    def tokens_per_second(self, end: float) -> float | None:
+        """tokens / (end - start), for streams that produced tokens over a positive time."""
+        elapsed = end - self.start
+        return self.tokens / elapsed if self.tokens and elapsed > 0 else None

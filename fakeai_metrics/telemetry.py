@@ -1,0 +1,161 @@
+"""Telemetry: the five trackers on one registry, and the one-call paths a server needs.
+
+A finished request and a stream's lifecycle each fan out to the trackers that own their numbers,
+so ``sum(fakeai_requests_total)`` equals the requests recorded however many trackers see them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from .catalog import DEFAULT_NAMESPACE
+from .cost import CostTracker
+from .endpoints import MetricsTracker
+from .errors import ErrorMetricsTracker
+from . import validation as v
+from .keys import KeyIds
+from .models import ModelMetricsTracker
+from .streaming import StreamingMetricsTracker
+from .tracker import Buckets, Clock
+
+
+class Telemetry:
+    """Owns ``metrics``, ``cost``, ``models``, ``errors`` and ``streaming`` on one registry.
+
+    ``meter_provider`` is handed to every tracker (stored until the OpenTelemetry side is wired).
+    ``clock`` (monotonic seconds) times requests and streams; ``wall_clock`` stamps budgets and
+    error records.
+    """
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY, meter_provider: Any = None, *,
+                 namespace: str = DEFAULT_NAMESPACE, slo_objective: float = 0.999,
+                 buckets: Buckets | None = None, clock: Clock | None = None,
+                 wall_clock: Clock | None = None, prices: Any = None) -> None:
+        self.registry = registry
+        self.key_ids = KeyIds()
+        buckets = dict(buckets or {})
+        common = dict(registry=registry, meter_provider=meter_provider, namespace=namespace)
+
+        def mine(names: tuple[str, ...]) -> dict[str, Any]:
+            return {n: buckets.pop(n) for n in names if n in buckets}
+
+        self.streaming = StreamingMetricsTracker(
+            clock=clock, buckets=mine(("time_to_first_token_seconds",
+                                        "inter_token_latency_seconds",
+                                        "time_per_output_token_seconds",
+                                        "output_tokens_per_second")), **common)
+        self.metrics = MetricsTracker(clock=clock, buckets=mine(("endpoint_response_seconds",)),
+                                      **common)
+        self.models = ModelMetricsTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids,
+                                          buckets=mine(("request_duration_seconds",)), **common)
+        self.errors = ErrorMetricsTracker(error_budget_slo=slo_objective, clock=wall_clock,
+                                          key_ids=self.key_ids, **common)
+        self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids, **common)
+        if buckets:
+            raise ValueError(f"no histogram named {sorted(buckets)}")
+        self._stream_routes: dict[str, tuple[str, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def alias_key(self, api_key: str, alias: str) -> None:
+        self.key_ids.alias(api_key, alias)
+
+    def record_request(self, *, endpoint: str, model: str, latency_s: float,
+                       prompt_tokens: int = 0, completion_tokens: int = 0,
+                       cached_tokens: int = 0, api_key: str | None = None) -> float:
+        """A successful non-streamed request; returns its cost (0 without an API key)."""
+        _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens, api_key)
+        v.non_negative("latency_s", latency_s)
+        self.metrics.track_request(endpoint)
+        self.metrics.track_response(endpoint, latency_s)
+        self.metrics.track_tokens(endpoint, prompt_tokens + completion_tokens)
+        self.models.track_request(model, endpoint, prompt_tokens, completion_tokens,
+                                  latency_s * 1000.0, user=api_key)
+        self.errors.record_success(endpoint, model)
+        if api_key is None:
+            return 0.0
+        return self.cost.record_usage(api_key, model, endpoint, prompt_tokens, completion_tokens,
+                                      cached_tokens)
+
+    def record_failure(self, *, endpoint: str, model: str | None, status_code: int,
+                       error_type: str, message: str = "", latency_s: float | None = None,
+                       api_key: str | None = None, request_id: str | None = None) -> None:
+        """A failed request (streamed or not)."""
+        if latency_s is not None:
+            v.non_negative("latency_s", latency_s)
+        self.errors.record_error(endpoint, status_code, error_type, message, model=model,
+                                 api_key=api_key, request_id=request_id)
+        self.metrics.track_request(endpoint)
+        self.metrics.track_error(endpoint)
+        if model is not None:
+            self.models.track_request(model, endpoint, 0, 0,
+                                      None if latency_s is None else latency_s * 1000.0,
+                                      user=api_key, error=True)
+
+    def start_stream(self, stream_id: str, *, endpoint: str, model: str,
+                     prompt_tokens: int = 0, api_key: str | None = None) -> None:
+        self.streaming.start_stream(stream_id, model, prompt_tokens)
+        self.metrics.track_request(endpoint)
+        self.metrics.start_stream(stream_id, endpoint)
+        with self._lock:
+            self._stream_routes[stream_id] = (endpoint, api_key)
+
+    def stream_token(self, stream_id: str, chunk_size_bytes: int = 0) -> None:
+        self.streaming.record_token(stream_id, "", chunk_size_bytes)
+        self.metrics.track_stream_token(stream_id)
+
+    def finish_stream(self, stream_id: str, *, finish_reason: str = "stop",
+                      completion_tokens: int | None = None, cached_tokens: int = 0) -> float:
+        """Complete a stream: latency, tokens, outcome and cost; returns the cost.
+
+        ``completion_tokens`` defaults to the tokens the stream recorded (a server that knows
+        the usage from the final chunk passes it).
+        """
+        with self._lock:
+            route = self._stream_routes.pop(stream_id, None)
+        summary = self.streaming.complete_stream(stream_id, finish_reason)
+        if route is None or summary is None:
+            return 0.0
+        endpoint, api_key = route
+        completion = summary.tokens if completion_tokens is None else completion_tokens
+        _check_usage(endpoint, summary.model, summary.prompt_tokens, completion, cached_tokens,
+                     api_key)
+        self.metrics.complete_stream(stream_id, endpoint)
+        self.metrics.track_tokens(endpoint, summary.prompt_tokens + completion)
+        self.models.track_request(summary.model, endpoint, summary.prompt_tokens, completion,
+                                  summary.duration_s * 1000.0, user=api_key)
+        self.errors.record_success(endpoint, summary.model)
+        if api_key is None:
+            return 0.0
+        return self.cost.record_usage(api_key, summary.model, endpoint, summary.prompt_tokens,
+                                      completion, cached_tokens)
+
+    def fail_stream(self, stream_id: str, *, status_code: int = 500,
+                    error_type: str = "StreamError", message: str = "") -> None:
+        with self._lock:
+            route = self._stream_routes.pop(stream_id, None)
+        summary = self.streaming.fail_stream(stream_id, message)
+        if route is None or summary is None:
+            return
+        endpoint, api_key = route
+        self.metrics.fail_stream(stream_id, endpoint, message)
+        self.models.track_request(summary.model, endpoint, summary.prompt_tokens, summary.tokens,
+                                  summary.duration_s * 1000.0, user=api_key, error=True)
+        self.errors.record_error(endpoint, status_code, error_type, message,
+                                 model=summary.model, api_key=api_key)
+
+
+def _check_usage(endpoint: str, model: str, prompt: int, completion: int, cached: int,
+                 api_key: str | None) -> None:
+    """Validate a request's usage before any tracker records it, so a bad call changes nothing."""
+    v.label("endpoint", endpoint)
+    v.label("model", model)
+    v.tokens("prompt_tokens", prompt)
+    v.tokens("completion_tokens", completion)
+    v.tokens("cached_tokens", cached)
+    if cached > prompt:
+        raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
+    if api_key is not None:
+        v.label("api_key", api_key)

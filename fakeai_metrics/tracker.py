@@ -1,0 +1,78 @@
+"""What every tracker shares: one lock, an injectable clock, its instruments and the collector role.
+
+A tracker is an ordinary object. It registers itself as a collector in the registry it is given, or
+in a private ``CollectorRegistry`` of its own, so any number of trackers can coexist; registering two
+owners of the same metric in one registry raises prometheus_client's duplicate error, which names
+the metric.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
+
+from .catalog import DEFAULT_NAMESPACE, MetricSpec, Owner, owned_by
+from .instruments import Counter, Gauge, Histogram, Instrument
+
+Clock = Callable[[], float]
+Buckets = Mapping[str, Iterable[float]]
+
+
+class Tracker:
+    """Base class. Subclasses set ``owner`` and record under ``self._lock``.
+
+    ``meter_provider`` is accepted by every tracker for the OpenTelemetry side; until that side is
+    wired it is stored and not used.
+    """
+
+    owner: Owner
+    default_clock: Clock = staticmethod(time.monotonic)
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        meter_provider: Any = None,
+        namespace: str = DEFAULT_NAMESPACE,
+        buckets: Buckets | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._clock: Clock = clock or type(self).default_clock
+        self.namespace = namespace
+        self.meter_provider = meter_provider
+        buckets = dict(buckets or {})
+        self._instruments: dict[str, Instrument] = {
+            spec.name: _make(spec, buckets.pop(spec.name, None)) for spec in owned_by(self.owner)
+        }
+        if buckets:
+            raise ValueError(f"{type(self).__name__} owns no histogram named {sorted(buckets)}")
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.registry.register(self)
+
+    def _instrument(self, spec: MetricSpec) -> Any:
+        return self._instruments[spec.name]
+
+    def _refresh(self) -> None:
+        """Update gauges computed from state (budgets, burn rates) just before a scrape."""
+
+    def collect(self) -> list[Metric]:
+        with self._lock:
+            self._refresh()
+            return [inst.family(self.namespace) for inst in self._instruments.values()]
+
+    def describe(self) -> list[Metric]:
+        return [_make(inst.spec, None).family(self.namespace)
+                for inst in self._instruments.values()]
+
+
+def _make(spec: MetricSpec, buckets: Iterable[float] | None) -> Instrument:
+    if spec.kind == "histogram":
+        return Histogram(spec, buckets)
+    if buckets is not None:
+        raise ValueError(f"{spec.name} is a {spec.kind}; only histograms take buckets")
+    return Counter(spec) if spec.kind == "counter" else Gauge(spec)

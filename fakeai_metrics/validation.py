@@ -1,0 +1,49 @@
+"""Checks for what callers hand a tracker, run before any state changes.
+
+A rejected call raises ``InvalidMetricInput`` (a ``ValueError``) naming the argument, and changes
+nothing; the message never repeats an API key.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Largest token count one call may report; anything larger is a bug upstream, not a workload.
+MAX_TOKENS = 10**12
+
+
+class InvalidMetricInput(ValueError):
+    """An argument a tracker cannot record; the call changed nothing."""
+
+
+def tokens(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMetricInput(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0 or value > MAX_TOKENS:
+        raise InvalidMetricInput(f"{name} must be in 0..{MAX_TOKENS}, got {value}")
+    return value
+
+
+def non_negative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidMetricInput(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise InvalidMetricInput(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
+def label(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidMetricInput(f"{name} must be a non-empty string, got {type(value).__name__}")
+    if not value:
+        raise InvalidMetricInput(f"{name} must be a non-empty string, got ''")
+    return value
+
+
+def ratio(name: str, value: object, *, low_open: bool = True, high_closed: bool = True) -> float:
+    """A number in (0, 1] by default; ``high_closed=False`` for (0, 1)."""
+    v = non_negative(name, value)
+    if (v <= 0 if low_open else v < 0) or (v > 1 if high_closed else v >= 1):
+        interval = f"{'(' if low_open else '['}0, 1{']' if high_closed else ')'}"
+        raise InvalidMetricInput(f"{name} must be in {interval}, got {v}")
+    return v

@@ -1,0 +1,49 @@
+"""Time-bucketed state for sliding windows: a fixed ring of slots, never a list of events.
+
+A window of W seconds in slots of S seconds keeps ceil(W / S) + 1 slots; a slot is reset lazily
+when the clock reaches it again, so there is no background thread. A query covers the last whole
+slots plus the running one and reports the time actually covered, so a rate is honest about its
+denominator (at most one slot's width short of W, never longer, and never under one slot).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Ring(Generic[T]):
+    def __init__(self, window_seconds: float, slot_seconds: float, factory: Callable[[], T]) -> None:
+        if not (window_seconds > 0 and slot_seconds > 0):
+            raise ValueError("window_seconds and slot_seconds must be > 0")
+        self.window = float(window_seconds)
+        self.width = float(slot_seconds)
+        self._factory = factory
+        n = math.ceil(self.window / self.width) + 1
+        self._epochs = [-1] * n
+        self._slots: list[T] = [factory() for _ in range(n)]
+
+    def slot(self, now: float) -> T:
+        """The slot holding ``now``, emptied first if it last held an older period."""
+        epoch = int(now // self.width)
+        i = epoch % len(self._slots)
+        if self._epochs[i] != epoch:
+            self._epochs[i] = epoch
+            self._slots[i] = self._factory()
+        return self._slots[i]
+
+    def recent(self, now: float, seconds: float | None = None) -> tuple[list[T], float]:
+        """Slots of the last ``seconds`` (default: the window) and the seconds they cover."""
+        seconds = self.window if seconds is None else min(seconds, self.window)
+        current = int(now // self.width)
+        whole = max(0, math.ceil(seconds / self.width) - 1)
+        oldest = current - whole
+        covered = max(self.width, whole * self.width + (now - current * self.width))
+        slots = [s for e, s in zip(self._epochs, self._slots) if oldest <= e <= current]
+        return slots, covered
+
+    def clear(self) -> None:
+        self._epochs = [-1] * len(self._slots)
+        self._slots = [self._factory() for _ in self._slots]
