@@ -35,7 +35,7 @@ _NORMALISERS = [(re.compile(p, flags), token) for p, flags, token in [
     (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?", 0, "<TIME>"),
     (r"\bBearer\s+\S+|\b(?:sk|pk|rk)-[\w-]{3,}", 0, "<KEY>"),
     (r"\b(?:req|chatcmpl|resp|call|run|msg|file|batch)[-_][\w-]+", 0, "<ID>"),
-    (r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)[0-9a-f]{8,}\b", re.I, "<HEX>"),
+    (r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I, "<HEX>"),
     (r"\d+(?:\.\d+)?", 0, "<NUM>"),
 ]]
 _MAX_MESSAGE = 200
