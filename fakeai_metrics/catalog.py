@@ -135,3 +135,11 @@ def by_name(name: str) -> MetricSpec:
         if m.name == name:
             return m
     raise KeyError(name)
+
+
+def markdown_table(namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The catalog as the Markdown table the README carries (a test keeps them equal)."""
+    rows = ["| name | type | labels | owner | meaning |", "|---|---|---|---|---|"]
+    rows += [f"| `{m.full_name(namespace)}` | {m.kind} | {', '.join(m.labels)} | {m.owner} | {m.help} |"
+             for m in CATALOG]
+    return "\n".join(rows) + "\n"
