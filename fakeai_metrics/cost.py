@@ -159,7 +159,18 @@ class CostTracker(Tracker):
             if budget is not None:
                 budget.roll(now)
                 budget.spent += cost
+        if self._otel is not None:
+            self._otel.usage(endpoint, model, key, prompt_tokens, completion_tokens, cost)
         return cost
+
+    def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
+        from .otel import CostInstruments
+
+        def budgets() -> list[tuple[str, float, float]]:
+            with self._lock:
+                return self._budget_rows()
+
+        return CostInstruments(meter, provider_name, budgets)
 
     def set_budget(self, api_key: str, limit: float, period: BudgetPeriod = BudgetPeriod.NEVER,
                    limit_type: BudgetLimitType = BudgetLimitType.SOFT,
@@ -280,12 +291,18 @@ class CostTracker(Tracker):
             for series in [k for k in self._cost.values if k[0] == key]:
                 del self._cost.values[series]
 
+    def _budget_rows(self) -> list[tuple[str, float, float]]:
+        """(key id, limit, spent) of every budget in its current period; call under the lock."""
+        rows = []
+        for key in self._budgets:
+            budget = self._budget(key)
+            rows.append((key, budget.limit, budget.spent))
+        return rows
+
     def _refresh(self) -> None:
-        now = self._clock()
         for inst in (self._limit, self._spent, self._threshold):
             inst.clear()
-        for key, budget in self._budgets.items():
-            budget.roll(now)
-            self._limit.set((key,), budget.limit)
-            self._spent.set((key,), budget.spent)
-            self._threshold.set((key,), budget.alert_threshold)
+        for key, limit, spent in self._budget_rows():
+            self._limit.set((key,), limit)
+            self._spent.set((key,), spent)
+            self._threshold.set((key,), self._budgets[key].alert_threshold)

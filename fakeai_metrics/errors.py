@@ -116,6 +116,8 @@ class ErrorMetricsTracker(Tracker):
         with self._lock:
             self._ring.slot(now)[0] += 1
             self._requests.inc(key)
+        if self._otel is not None:
+            self._otel.success(endpoint, key[1])
 
     def record_error(self, endpoint: str, status_code: int, error_type: str,
                      error_message: str = "", model: str | None = None,
@@ -146,6 +148,17 @@ class ErrorMetricsTracker(Tracker):
             self._errors.inc((endpoint, error_type, str(status_code)))
             self._recent.append(record)
             self._add_pattern(record, normalized)
+        if self._otel is not None:
+            self._otel.error(endpoint, model or UNKNOWN_MODEL, error_type, status_code)
+
+    def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
+        from .otel import ErrorInstruments
+
+        def burn_rates() -> list[tuple[str, str, float]]:
+            with self._lock:
+                return [(self.slo_name, w, rate) for w, rate in self._burn_rates().items()]
+
+        return ErrorInstruments(meter, provider_name, burn_rates)
 
     def _add_pattern(self, record: ErrorRecord, normalized: str) -> None:
         p = self._patterns.get(record.fingerprint)
@@ -207,11 +220,8 @@ class ErrorMetricsTracker(Tracker):
 
     def get_slo_status(self) -> SLOStatus:
         """The SLO over the last ``window_seconds`` (to the ten-second slot)."""
-        now = self._clock()
         with self._lock:
-            slots, _ = self._ring.recent(now, self.window_seconds)
-            total = sum(s[0] for s in slots)
-            errors = sum(s[1] for s in slots)
+            total, errors = self._window_counts(self.window_seconds)
             _, _, by_endpoint, _ = self._totals()
         rates = {ep: n[1] / n[0] for ep, n in by_endpoint.items() if n[0]}
         return SLOStatus.from_counts(self.error_budget_slo, self.window_seconds, total, errors,
@@ -244,13 +254,22 @@ class ErrorMetricsTracker(Tracker):
             self._requests.clear()
             self._errors.clear()
 
-    def _refresh(self) -> None:
-        now = self._clock()
+    def _window_counts(self, seconds: float) -> tuple[int, int]:
+        """(requests, errors) over the last ``seconds``; call under the lock."""
+        slots, _ = self._ring.recent(self._clock(), seconds)
+        return sum(s[0] for s in slots), sum(s[1] for s in slots)
+
+    def _burn_rates(self) -> dict[str, float]:
+        """Burn rate per exported window; call under the lock."""
+        rates = {}
         for window, seconds in c.BURN_RATE_WINDOWS.items():
-            slots, _ = self._ring.recent(now, seconds)
-            total = sum(s[0] for s in slots)
-            errors = sum(s[1] for s in slots)
-            self._burn.set((self.slo_name, window), burn_rate(errors, total, self.error_budget_slo))
+            total, errors = self._window_counts(seconds)
+            rates[window] = burn_rate(errors, total, self.error_budget_slo)
+        return rates
+
+    def _refresh(self) -> None:
+        for window, rate in self._burn_rates().items():
+            self._burn.set((self.slo_name, window), rate)
 
 
 def _top(records: list[ErrorRecord], attr: str, name: str, n: int = 10) -> list[dict[str, Any]]:

@@ -81,6 +81,12 @@ class ModelMetricsTracker(Tracker):
                 st.users[user_id] = st.users.get(user_id, 0) + 1
             if latency_ms is not None:
                 self._duration.observe((endpoint, model), latency_ms / 1000.0)
+        if self._otel is not None and latency_ms is not None:
+            self._otel.request(endpoint, model, latency_ms / 1000.0, bool(error))
+
+    def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
+        from .otel import ModelInstruments
+        return ModelInstruments(meter, provider_name)
 
     # --- reading -----------------------------------------------------------------------------
 

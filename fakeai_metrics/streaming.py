@@ -121,9 +121,12 @@ class StreamingMetricsTracker(Tracker):
             key = (model,)
             self._streams[stream_id] = OpenStream(key, now, prompt_tokens)
             self._active.inc(key)
+        if self._otel is not None:
+            self._otel.started(model)
 
     def record_token(self, stream_id: str, token: str = "", chunk_size_bytes: int = 0) -> None:
         now = self._clock()
+        ttft = None
         with self._lock:
             s = self._streams.get(stream_id)
             if s is None:
@@ -131,13 +134,16 @@ class StreamingMetricsTracker(Tracker):
                 return
             if s.first is None:
                 s.first = now
-                self._ttft.observe(s.key, now - s.start)
+                ttft = now - s.start
+                self._ttft.observe(s.key, ttft)
             else:
                 self._itl.observe(s.key, now - s.last)
             s.last = now
             s.tokens += 1
             if chunk_size_bytes:
                 self._bytes.inc(s.key, chunk_size_bytes)
+        if ttft is not None and self._otel is not None:
+            self._otel.first_token(s.key[0], ttft)
 
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
@@ -166,8 +172,14 @@ class StreamingMetricsTracker(Tracker):
             self._durations.observe(key, now - s.start)
             model = key[0]
             self._tokens_by_model[model] = self._tokens_by_model.get(model, 0) + s.tokens
+        if self._otel is not None:
+            self._otel.finished(model, tpot if outcome == "completed" else None)
         ttft = None if s.first is None else s.first - s.start
         return StreamSummary(model, s.prompt_tokens, s.tokens, now - s.start, ttft, tpot)
+
+    def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
+        from .otel import StreamingInstruments
+        return StreamingInstruments(meter, provider_name)
 
     def _drop(self, event: str, reason: str) -> None:
         self._dropped.inc((event, reason))

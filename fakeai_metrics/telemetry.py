@@ -25,7 +25,7 @@ from .tracker import Buckets, Clock
 class Telemetry:
     """Owns ``metrics``, ``cost``, ``models``, ``errors`` and ``streaming`` on one registry.
 
-    ``meter_provider`` is handed to every tracker (stored until the OpenTelemetry side is wired).
+    ``meter_provider`` is handed to every tracker, which then also records into OpenTelemetry.
     ``clock`` (monotonic seconds) times requests and streams; ``wall_clock`` stamps budgets and
     error records.
     """

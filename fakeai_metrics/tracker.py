@@ -25,8 +25,9 @@ Buckets = Mapping[str, Iterable[float]]
 class Tracker:
     """Base class. Subclasses set ``owner`` and record under ``self._lock``.
 
-    ``meter_provider`` is accepted by every tracker for the OpenTelemetry side; until that side is
-    wired it is stored and not used.
+    With a ``meter_provider`` (an OpenTelemetry ``MeterProvider``) the tracker also records into
+    OpenTelemetry instruments from the same calls (see ``otel.py``); with None it does no
+    OpenTelemetry work at all. ``genai_provider`` is the ``gen_ai.provider.name`` attribute.
     """
 
     owner: Owner
@@ -40,6 +41,7 @@ class Tracker:
         namespace: str = DEFAULT_NAMESPACE,
         buckets: Buckets | None = None,
         clock: Clock | None = None,
+        genai_provider: str = "openai",
     ) -> None:
         self._lock = threading.Lock()
         self._clock: Clock = clock or type(self).default_clock
@@ -53,6 +55,14 @@ class Tracker:
             raise ValueError(f"{type(self).__name__} owns no histogram named {sorted(buckets)}")
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.registry.register(self)
+        self._otel: Any = None
+        if meter_provider is not None:
+            from .otel import get_meter
+            self._otel = self._otel_instruments(get_meter(meter_provider), genai_provider)
+
+    def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
+        """This tracker's OpenTelemetry instruments; None where it exports nothing there."""
+        return None
 
     def _instrument(self, spec: MetricSpec) -> Any:
         return self._instruments[spec.name]

@@ -1,0 +1,189 @@
+"""The OpenTelemetry side: GenAI semantic-convention instruments fed by the trackers' own calls.
+
+A tracker given a ``meter_provider`` builds one of the ``*Instruments`` classes below and, in the
+same recording call that updates its Prometheus state, records here too — per request or per
+stream, never per token (an SDK ``record`` costs microseconds; a token must cost well under one).
+With ``meter_provider=None`` nothing in this module runs. Only the OpenTelemetry API is imported;
+the SDK is the application's choice (``meter_provider()`` below builds one when asked).
+
+API keys appear only as the same id as on the Prometheus side (attribute ``fakeai.api_key.id``).
+Recording happens outside the tracker's lock, and observable-gauge callbacks take that lock, so the
+two locks are never held in opposite orders.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as gm
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+
+Attributes = dict[str, str]
+
+#: Bucket advice from the GenAI semantic conventions.
+TTFT_ADVICE = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+               7.5, 10.0)
+TPOT_ADVICE = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+DURATION_ADVICE = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                   40.96, 81.92)
+TOKEN_ADVICE = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                16777216, 67108864)
+
+#: OpenAI-compatible routes and their ``gen_ai.operation.name``.
+OPERATIONS = {
+    "/v1/chat/completions": ga.GenAiOperationNameValues.CHAT.value,
+    "/v1/responses": ga.GenAiOperationNameValues.CHAT.value,
+    "/v1/completions": ga.GenAiOperationNameValues.TEXT_COMPLETION.value,
+    "/v1/embeddings": ga.GenAiOperationNameValues.EMBEDDINGS.value,
+}
+API_KEY_ID = "fakeai.api_key.id"
+INPUT = ga.GenAiTokenTypeValues.INPUT.value
+OUTPUT = ga.GenAiTokenTypeValues.OUTPUT.value
+
+
+def get_meter(provider: MeterProvider) -> Meter:
+    from . import __version__
+    return provider.get_meter("fakeai_metrics", __version__)
+
+
+class _Attrs:
+    """GenAI attribute sets, built once per (operation, model, extra...) and reused."""
+
+    def __init__(self, provider_name: str) -> None:
+        self.provider_name = provider_name
+        self._cache: dict[tuple[str, ...], Attributes] = {}
+
+    def __call__(self, endpoint: str | None, model: str, *extra: tuple[str, str]) -> Attributes:
+        key = (endpoint or "", model) + tuple(x for pair in extra for x in pair)
+        found = self._cache.get(key)
+        if found is None:
+            found = {ga.GEN_AI_OPERATION_NAME: OPERATIONS.get(endpoint or "", "chat"),
+                     ga.GEN_AI_PROVIDER_NAME: self.provider_name,
+                     ga.GEN_AI_REQUEST_MODEL: model, **dict(extra)}
+            if len(self._cache) < 10_000:
+                self._cache[key] = found
+        return found
+
+
+class StreamingInstruments:
+    def __init__(self, meter: Meter, provider_name: str) -> None:
+        self.attrs = _Attrs(provider_name)
+        self.ttft = meter.create_histogram(
+            gm.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, unit="s",
+            description="Time to generate the first token.",
+            explicit_bucket_boundaries_advisory=TTFT_ADVICE)
+        self.tpot = meter.create_histogram(
+            gm.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, unit="s",
+            description="Per stream: (last token - first token) / (tokens - 1).",
+            explicit_bucket_boundaries_advisory=TPOT_ADVICE)
+        self.active = meter.create_up_down_counter(
+            "fakeai.stream.active", unit="{stream}", description="Open streams.")
+
+    def started(self, model: str) -> None:
+        self.active.add(1, self.attrs(None, model))
+
+    def first_token(self, model: str, ttft: float) -> None:
+        self.ttft.record(ttft, self.attrs(None, model))
+
+    def finished(self, model: str, tpot: float | None) -> None:
+        attrs = self.attrs(None, model)
+        self.active.add(-1, attrs)
+        if tpot is not None:
+            self.tpot.record(tpot, attrs)
+
+
+class ModelInstruments:
+    def __init__(self, meter: Meter, provider_name: str) -> None:
+        self.attrs = _Attrs(provider_name)
+        self.duration = meter.create_histogram(
+            gm.GEN_AI_SERVER_REQUEST_DURATION, unit="s",
+            description="Whole-request latency.",
+            explicit_bucket_boundaries_advisory=DURATION_ADVICE)
+
+    def request(self, endpoint: str, model: str, seconds: float, error: bool) -> None:
+        extra = ((ERROR_TYPE, "error"),) if error else ()
+        self.duration.record(seconds, self.attrs(endpoint, model, *extra))
+
+
+class CostInstruments:
+    def __init__(self, meter: Meter, provider_name: str,
+                 budgets: Callable[[], Iterable[tuple[str, float, float]]]) -> None:
+        self.attrs = _Attrs(provider_name)
+        self.tokens = meter.create_histogram(
+            gm.GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
+            description="Tokens per request by gen_ai.token.type (input/output).",
+            explicit_bucket_boundaries_advisory=TOKEN_ADVICE)
+        self.cost = meter.create_counter(
+            "fakeai.usage.cost", unit="USD", description="Spend by API key id and model.")
+        self._budgets = budgets
+
+        def observe(index: int) -> Callable[[CallbackOptions], list[Observation]]:
+            def callback(options: CallbackOptions) -> list[Observation]:
+                return [Observation(row[index], {API_KEY_ID: row[0]}) for row in self._budgets()]
+            return callback
+
+        meter.create_observable_gauge("fakeai.budget.used", [observe(2)], unit="USD",
+                                      description="Spend in the current budget period.")
+        meter.create_observable_gauge("fakeai.budget.limit", [observe(1)], unit="USD",
+                                      description="Budget limit of the current period.")
+
+    def usage(self, endpoint: str, model: str, key_id: str, prompt: int, completion: int,
+              cost: float) -> None:
+        self.tokens.record(prompt, self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, INPUT)))
+        self.tokens.record(completion,
+                           self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, OUTPUT)))
+        self.cost.add(cost, self.attrs(endpoint, model, (API_KEY_ID, key_id)))
+
+
+class ErrorInstruments:
+    def __init__(self, meter: Meter, provider_name: str,
+                 burn_rates: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+        self.attrs = _Attrs(provider_name)
+        self.requests = meter.create_counter(
+            "fakeai.request.count", unit="{request}", description="Finished requests by outcome.")
+        self.errors = meter.create_counter(
+            "fakeai.error.count", unit="{error}", description="Failed requests by error.type.")
+
+        def burn(options: CallbackOptions) -> list[Observation]:
+            return [Observation(rate, {"fakeai.slo.name": slo, "fakeai.slo.window": window})
+                    for slo, window, rate in burn_rates()]
+
+        meter.create_observable_gauge(
+            "fakeai.slo.error_budget.burn_rate", [burn], unit="1",
+            description="Error ratio over the window divided by the error budget.")
+
+    def success(self, endpoint: str, model: str) -> None:
+        self.requests.add(1, self.attrs(endpoint, model, ("fakeai.outcome", "success")))
+
+    def error(self, endpoint: str, model: str, error_type: str, status_code: int) -> None:
+        self.requests.add(1, self.attrs(endpoint, model, ("fakeai.outcome", "error")))
+        self.errors.add(1, self.attrs(endpoint, model, (ERROR_TYPE, error_type),
+                                      ("http.response.status_code", str(status_code))))
+
+
+def meter_provider(*, registry: Any = None, otlp: bool = False,
+                   export_interval_ms: int | None = None) -> MeterProvider:
+    """A ready SDK ``MeterProvider`` exporting to a prometheus_client registry and/or OTLP.
+
+    ``registry``: a ``CollectorRegistry`` whose ``/metrics`` should also show the OTel data
+    (needs ``opentelemetry-exporter-prometheus``, extra ``[otel]``). ``otlp=True`` adds an
+    OTLP/HTTP exporter configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables (extra
+    ``[otlp]``). Resource attributes come from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``.
+    """
+    from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
+    from opentelemetry.sdk.resources import Resource
+
+    readers = []
+    if registry is not None:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        readers.append(PrometheusMetricReader(registry=registry))
+    if otlp:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        readers.append(PeriodicExportingMetricReader(
+            OTLPMetricExporter(), export_interval_millis=export_interval_ms))
+    if not readers:
+        raise ValueError("meter_provider() needs registry=... and/or otlp=True")
+    return SDKMeterProvider(metric_readers=readers, resource=Resource.create())
