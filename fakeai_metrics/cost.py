@@ -50,6 +50,14 @@ def period_start(period: BudgetPeriod, now: float) -> float:
     return day.timestamp()
 
 
+def _enum(kind: type[Enum], name: str, value: object) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+        raise v.InvalidMetricInput(f"{name} must be one of {allowed}, got {value!r}") from None
+
+
 @dataclass
 class Budget:
     limit: float
@@ -181,7 +189,8 @@ class CostTracker(Tracker):
         if limit == 0:
             raise v.InvalidMetricInput("limit must be > 0")
         alert_threshold = v.ratio("alert_threshold", alert_threshold)
-        period, limit_type = BudgetPeriod(period), BudgetLimitType(limit_type)
+        period = _enum(BudgetPeriod, "period", period)
+        limit_type = _enum(BudgetLimitType, "limit_type", limit_type)
         now = self._clock()
         with self._lock:
             old = self._budgets.get(key)

@@ -112,7 +112,7 @@ class MetricsTracker(Tracker):
         """A response; ``latency`` in seconds (None: counted, no latency)."""
         v.label("endpoint", endpoint)
         if latency is not None:
-            latency = v.non_negative("latency", latency)
+            latency = v.seconds("latency", latency)
         now = self._clock()
         with self._lock:
             self._response(endpoint, now, latency)

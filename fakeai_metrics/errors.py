@@ -126,11 +126,8 @@ class ErrorMetricsTracker(Tracker):
         """One failed request: counted as a request and as an error, grouped into a pattern."""
         v.label("endpoint", endpoint)
         v.label("error_type", error_type)
-        if isinstance(status_code, bool) or not isinstance(status_code, int) \
-                or not 100 <= status_code <= 599:
-            raise v.InvalidMetricInput(f"status_code must be an int in 100..599, got {status_code!r}")
-        if not isinstance(error_message, str):
-            raise v.InvalidMetricInput("error_message must be a string")
+        v.status_code(status_code)
+        v.text("error_message", error_message)
         if model is not None:
             v.label("model", model)
         key_id = self.key_ids(api_key) if api_key is not None else None

@@ -31,10 +31,13 @@ class KeyIds:
             raise ValueError("an alias must not be the key itself")
         self._ids[api_key] = alias
 
-    def __call__(self, api_key: str) -> str:
-        found = self._ids.get(api_key)
+    def __call__(self, api_key: str, name: str = "api_key") -> str:
+        try:
+            found = self._ids.get(api_key)
+        except TypeError:  # unhashable: not a string, let the check say so
+            found = None
         if found is None:
-            label("api_key", api_key)
+            label(name, api_key)
             found = hash_key(api_key)
             if len(self._ids) < self._max_cached:
                 self._ids[api_key] = found

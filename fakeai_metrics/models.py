@@ -60,8 +60,8 @@ class ModelMetricsTracker(Tracker):
         v.tokens("prompt_tokens", prompt_tokens)
         v.tokens("completion_tokens", completion_tokens)
         if latency_ms is not None:
-            latency_ms = v.non_negative("latency_ms", latency_ms)
-        user_id = self.key_ids(user) if user is not None else None
+            latency_ms = v.milliseconds("latency_ms", latency_ms)
+        user_id = self.key_ids(user, "user") if user is not None else None
         cost = self.prices.price(model)[0].cost(prompt_tokens, completion_tokens)
         now = self._clock()
         with self._lock:

@@ -7,7 +7,7 @@ so ``sum(fakeai_requests_total)`` equals the requests recorded however many trac
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -56,7 +56,7 @@ class Telemetry:
         self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids, **common)
         if buckets:
             raise ValueError(f"no histogram named {sorted(buckets)}")
-        self._stream_routes: dict[str, tuple[str, str | None]] = {}
+        self._stream_routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
 
     def alias_key(self, api_key: str, alias: str) -> None:
@@ -67,7 +67,7 @@ class Telemetry:
                        cached_tokens: int = 0, api_key: str | None = None) -> float:
         """A successful non-streamed request; returns its cost (0 without an API key)."""
         _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens, api_key)
-        v.non_negative("latency_s", latency_s)
+        v.seconds("latency_s", latency_s)
         self.metrics.track_request(endpoint)
         self.metrics.track_response(endpoint, latency_s)
         self.metrics.track_tokens(endpoint, prompt_tokens + completion_tokens)
@@ -84,7 +84,7 @@ class Telemetry:
                        api_key: str | None = None, request_id: str | None = None) -> None:
         """A failed request (streamed or not)."""
         if latency_s is not None:
-            v.non_negative("latency_s", latency_s)
+            v.seconds("latency_s", latency_s)
         self.errors.record_error(endpoint, status_code, error_type, message, model=model,
                                  api_key=api_key, request_id=request_id)
         self.metrics.track_request(endpoint)
@@ -96,11 +96,17 @@ class Telemetry:
 
     def start_stream(self, stream_id: str, *, endpoint: str, model: str,
                      prompt_tokens: int = 0, api_key: str | None = None) -> None:
-        self.streaming.start_stream(stream_id, model, prompt_tokens)
-        self.metrics.track_request(endpoint)
-        self.metrics.start_stream(stream_id, endpoint)
+        """Open a stream; a second start of an open id is ignored (and counted as dropped)."""
+        v.label("stream_id", stream_id)
+        _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
         with self._lock:
-            self._stream_routes[stream_id] = (endpoint, api_key)
+            duplicate = stream_id in self._stream_routes
+            if not duplicate:
+                self._stream_routes[stream_id] = _Route(endpoint, api_key, prompt_tokens)
+        self.streaming.start_stream(stream_id, model, prompt_tokens)
+        if not duplicate:
+            self.metrics.track_request(endpoint)
+            self.metrics.start_stream(stream_id, endpoint)
 
     def stream_token(self, stream_id: str, chunk_size_bytes: int = 0) -> None:
         self.streaming.record_token(stream_id, "", chunk_size_bytes)
@@ -111,17 +117,21 @@ class Telemetry:
         """Complete a stream: latency, tokens, outcome and cost; returns the cost.
 
         ``completion_tokens`` defaults to the tokens the stream recorded (a server that knows
-        the usage from the final chunk passes it).
+        the usage from the final chunk passes it). An unknown id is ignored (counted).
         """
+        if completion_tokens is not None:
+            v.tokens("completion_tokens", completion_tokens)
+        v.tokens("cached_tokens", cached_tokens)
         with self._lock:
-            route = self._stream_routes.pop(stream_id, None)
+            route = self._stream_routes.get(stream_id)
+            if route is not None and cached_tokens > route.prompt_tokens:
+                raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
+            self._stream_routes.pop(stream_id, None)
         summary = self.streaming.complete_stream(stream_id, finish_reason)
         if route is None or summary is None:
             return 0.0
-        endpoint, api_key = route
+        endpoint, api_key = route.endpoint, route.api_key
         completion = summary.tokens if completion_tokens is None else completion_tokens
-        _check_usage(endpoint, summary.model, summary.prompt_tokens, completion, cached_tokens,
-                     api_key)
         self.metrics.complete_stream(stream_id, endpoint)
         self.metrics.track_tokens(endpoint, summary.prompt_tokens + completion)
         self.models.track_request(summary.model, endpoint, summary.prompt_tokens, completion,
@@ -134,17 +144,28 @@ class Telemetry:
 
     def fail_stream(self, stream_id: str, *, status_code: int = 500,
                     error_type: str = "StreamError", message: str = "") -> None:
+        v.status_code(status_code)
+        v.label("error_type", error_type)
+        v.text("message", message)
         with self._lock:
             route = self._stream_routes.pop(stream_id, None)
         summary = self.streaming.fail_stream(stream_id, message)
         if route is None or summary is None:
             return
-        endpoint, api_key = route
+        endpoint, api_key = route.endpoint, route.api_key
         self.metrics.fail_stream(stream_id, endpoint, message)
         self.models.track_request(summary.model, endpoint, summary.prompt_tokens, summary.tokens,
                                   summary.duration_s * 1000.0, user=api_key, error=True)
         self.errors.record_error(endpoint, status_code, error_type, message,
                                  model=summary.model, api_key=api_key)
+
+
+class _Route(NamedTuple):
+    """What the hub remembers of an open stream to finish it in every tracker."""
+
+    endpoint: str
+    api_key: str | None
+    prompt_tokens: int
 
 
 def _check_usage(endpoint: str, model: str, prompt: int, completion: int, cached: int,

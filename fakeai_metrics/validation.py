@@ -10,6 +10,8 @@ import math
 
 #: Largest token count one call may report; anything larger is a bug upstream, not a workload.
 MAX_TOKENS = 10**12
+#: Longest latency one call may report (about 115 days), so unit conversions stay finite.
+MAX_SECONDS = 1e7
 
 
 class InvalidMetricInput(ValueError):
@@ -24,12 +26,35 @@ def tokens(name: str, value: object) -> int:
     return value
 
 
-def non_negative(name: str, value: object) -> float:
+def non_negative(name: str, value: object, maximum: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidMetricInput(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise InvalidMetricInput(f"{name} must be a finite number >= 0, got {value}")
+    if not math.isfinite(value) or not 0 <= value <= maximum:
+        raise InvalidMetricInput(f"{name} must be a finite number in 0..{maximum}, got {value}")
     return float(value)
+
+
+def seconds(name: str, value: object) -> float:
+    return non_negative(name, value, MAX_SECONDS)
+
+
+def milliseconds(name: str, value: object) -> float:
+    return non_negative(name, value, MAX_SECONDS * 1000)
+
+
+def status_code(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMetricInput(f"status_code must be an int, got {type(value).__name__}")
+    if not 100 <= value <= 599:
+        raise InvalidMetricInput(f"status_code must be in 100..599, got {value}")
+    return value
+
+
+def text(name: str, value: object) -> str:
+    """A string that may be empty (an error message)."""
+    if not isinstance(value, str):
+        raise InvalidMetricInput(f"{name} must be a string, got {type(value).__name__}")
+    return value
 
 
 def label(name: str, value: object) -> str:
