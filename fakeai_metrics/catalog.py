@@ -47,14 +47,17 @@ class MetricSpec:
     help: str
     owner: Owner
     buckets: tuple[float, ...] = ()
+    #: Gauges only: how prometheus_client's multiprocess mode combines workers' values;
+    #: None = the gauge is not exported in multiprocess mode (a recording rule gives it).
+    multiprocess_mode: str | None = "livesum"
 
     def full_name(self, namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{namespace}_{self.name}" if namespace else self.name
 
 
 def _m(name: str, kind: Kind, unit: str, labels: tuple[str, ...], owner: Owner, help: str,
-       buckets: tuple[float, ...] = ()) -> MetricSpec:
-    return MetricSpec(name, kind, unit, labels, help, owner, buckets)
+       buckets: tuple[float, ...] = (), multiprocess_mode: str | None = "livesum") -> MetricSpec:
+    return MetricSpec(name, kind, unit, labels, help, owner, buckets, multiprocess_mode)
 
 
 # --- StreamingMetricsTracker: per-stream latency and throughput ------------------------------
@@ -88,9 +91,10 @@ REQUESTS = _m("requests_total", "counter", "requests", ("endpoint", "model", "ou
 ERRORS = _m("errors_total", "counter", "errors", ("endpoint", "error_type", "status_code"),
             "errors", "Failed requests by error type and HTTP status code.")
 SLO_OBJECTIVE = _m("slo_objective_ratio", "gauge", "ratio", ("slo",), "errors",
-                   "Target success ratio of the SLO.")
+                   "Target success ratio of the SLO.", multiprocess_mode="mostrecent")
 SLO_BURN_RATE = _m("slo_burn_rate", "gauge", "ratio", ("slo", "window"), "errors",
-                   "Error ratio over the window divided by the error budget (1 - objective).")
+                   "Error ratio over the window divided by the error budget (1 - objective).",
+                   multiprocess_mode=None)
 
 # --- CostTracker: spend, tokens, budgets ---------------------------------------------------------
 COST = _m("cost_usd_total", "counter", "USD", ("api_key", "model"), "cost",
@@ -100,11 +104,13 @@ TOKENS = _m("tokens_total", "counter", "tokens", ("model", "type"), "cost",
 UNPRICED = _m("unpriced_requests_total", "counter", "requests", ("model",), "cost",
               "Requests for a model missing from the price table, billed at the fallback price.")
 BUDGET_LIMIT = _m("budget_limit_usd", "gauge", "USD", ("api_key",), "cost",
-                  "Budget limit of the current period; keys without a budget have no series.")
+                  "Budget limit of the current period; keys without a budget have no series.",
+                  multiprocess_mode="mostrecent")
 BUDGET_SPENT = _m("budget_spent_usd", "gauge", "USD", ("api_key",), "cost",
                   "Spend in the current budget period.")
 BUDGET_THRESHOLD = _m("budget_alert_threshold_ratio", "gauge", "ratio", ("api_key",), "cost",
-                      "Fraction of the limit at which the budget alert fires.")
+                      "Fraction of the limit at which the budget alert fires.",
+                      multiprocess_mode="mostrecent")
 
 # --- MetricsTracker: the per-endpoint view -------------------------------------------------------
 ENDPOINT_REQUESTS = _m("endpoint_requests_total", "counter", "requests", ("endpoint",),

@@ -167,6 +167,7 @@ class CostTracker(Tracker):
             if budget is not None:
                 budget.roll(now)
                 budget.spent += cost
+                self._spent.set((key,), budget.spent)
         if self._otel is not None:
             self._otel.usage(endpoint, model, key, prompt_tokens, completion_tokens, cost)
         return cost
@@ -199,10 +200,19 @@ class CostTracker(Tracker):
                 old.roll(now)
                 budget.spent = old.spent
             self._budgets[key] = budget
+            self._set_budget_gauges(key, budget)
 
     def remove_budget(self, api_key: str) -> None:
+        key = self.key_ids(api_key)
         with self._lock:
-            self._budgets.pop(self.key_ids(api_key), None)
+            self._budgets.pop(key, None)
+            for gauge in (self._limit, self._spent, self._threshold):
+                gauge.remove((key,))
+
+    def _set_budget_gauges(self, key: str, budget: Budget) -> None:
+        self._limit.set((key,), budget.limit)
+        self._spent.set((key,), budget.spent)
+        self._threshold.set((key,), budget.alert_threshold)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -309,9 +319,5 @@ class CostTracker(Tracker):
         return rows
 
     def _refresh(self) -> None:
-        for inst in (self._limit, self._spent, self._threshold):
-            inst.clear()
-        for key, limit, spent in self._budget_rows():
-            self._limit.set((key,), limit)
-            self._spent.set((key,), spent)
-            self._threshold.set((key,), self._budgets[key].alert_threshold)
+        for key in self._budgets:
+            self._set_budget_gauges(key, self._budget(key))

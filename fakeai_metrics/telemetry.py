@@ -113,19 +113,25 @@ class Telemetry:
         self.metrics.track_stream_token(stream_id)
 
     def finish_stream(self, stream_id: str, *, finish_reason: str = "stop",
-                      completion_tokens: int | None = None, cached_tokens: int = 0) -> float:
+                      completion_tokens: int | None = None, prompt_tokens: int | None = None,
+                      cached_tokens: int = 0) -> float:
         """Complete a stream: latency, tokens, outcome and cost; returns the cost.
 
-        ``completion_tokens`` defaults to the tokens the stream recorded (a server that knows
-        the usage from the final chunk passes it). An unknown id is ignored (counted).
+        ``completion_tokens`` defaults to the tokens the stream recorded and ``prompt_tokens``
+        to the count given at start; a server that learns the usage from the final chunk passes
+        them. An unknown id is ignored (counted).
         """
         if completion_tokens is not None:
             v.tokens("completion_tokens", completion_tokens)
+        if prompt_tokens is not None:
+            v.tokens("prompt_tokens", prompt_tokens)
         v.tokens("cached_tokens", cached_tokens)
         with self._lock:
             route = self._stream_routes.get(stream_id)
-            if route is not None and cached_tokens > route.prompt_tokens:
-                raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
+            if route is not None:
+                prompt = route.prompt_tokens if prompt_tokens is None else prompt_tokens
+                if cached_tokens > prompt:
+                    raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
             self._stream_routes.pop(stream_id, None)
         summary = self.streaming.complete_stream(stream_id, finish_reason)
         if route is None or summary is None:
@@ -133,14 +139,14 @@ class Telemetry:
         endpoint, api_key = route.endpoint, route.api_key
         completion = summary.tokens if completion_tokens is None else completion_tokens
         self.metrics.complete_stream(stream_id, endpoint)
-        self.metrics.track_tokens(endpoint, summary.prompt_tokens + completion)
-        self.models.track_request(summary.model, endpoint, summary.prompt_tokens, completion,
+        self.metrics.track_tokens(endpoint, prompt + completion)
+        self.models.track_request(summary.model, endpoint, prompt, completion,
                                   summary.duration_s * 1000.0, user=api_key)
         self.errors.record_success(endpoint, summary.model)
         if api_key is None:
             return 0.0
-        return self.cost.record_usage(api_key, summary.model, endpoint, summary.prompt_tokens,
-                                      completion, cached_tokens)
+        return self.cost.record_usage(api_key, summary.model, endpoint, prompt, completion,
+                                      cached_tokens)
 
     def fail_stream(self, stream_id: str, *, status_code: int = 500,
                     error_type: str = "StreamError", message: str = "") -> None:

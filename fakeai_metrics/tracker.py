@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
+from . import multiprocess as mp
 from .catalog import DEFAULT_NAMESPACE, MetricSpec, Owner, owned_by
 from .instruments import Counter, Gauge, Histogram, Instrument
 
@@ -42,14 +43,18 @@ class Tracker:
         buckets: Buckets | None = None,
         clock: Clock | None = None,
         genai_provider: str = "openai",
+        multiprocess: bool | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._clock: Clock = clock or type(self).default_clock
         self.namespace = namespace
         self.meter_provider = meter_provider
         buckets = dict(buckets or {})
+        self.multiprocess = mp.enabled() if multiprocess is None else multiprocess
+        mirror = namespace if self.multiprocess else None
         self._instruments: dict[str, Instrument] = {
-            spec.name: _make(spec, buckets.pop(spec.name, None)) for spec in owned_by(self.owner)
+            spec.name: _make(spec, buckets.pop(spec.name, None), mirror)
+            for spec in owned_by(self.owner)
         }
         if buckets:
             raise ValueError(f"{type(self).__name__} owns no histogram named {sorted(buckets)}")
@@ -80,9 +85,17 @@ class Tracker:
                 for inst in self._instruments.values()]
 
 
-def _make(spec: MetricSpec, buckets: Iterable[float] | None) -> Instrument:
+def _make(spec: MetricSpec, buckets: Iterable[float] | None,
+          mirror_namespace: str | None = None) -> Instrument:
+    """A plain instrument, or one that also writes to prometheus_client's multiprocess files."""
+    mirrored = mirror_namespace is not None
     if spec.kind == "histogram":
-        return Histogram(spec, buckets)
+        return mp.MirroredHistogram(spec, mirror_namespace, buckets) if mirrored \
+            else Histogram(spec, buckets)
     if buckets is not None:
         raise ValueError(f"{spec.name} is a {spec.kind}; only histograms take buckets")
-    return Counter(spec) if spec.kind == "counter" else Gauge(spec)
+    if spec.kind == "counter":
+        return mp.MirroredCounter(spec, mirror_namespace) if mirrored else Counter(spec)
+    if mirrored and spec.multiprocess_mode is not None:
+        return mp.MirroredGauge(spec, mirror_namespace)
+    return Gauge(spec)  # per-process gauges stay out of the files; see multiprocess.py

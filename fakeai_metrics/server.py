@@ -1,0 +1,57 @@
+"""Serving ``/metrics``: prometheus_client does the exposition, this module picks what to serve.
+
+In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set) the registry served is one that reads every
+worker's files; otherwise it is the registry you pass (``prometheus_client.REGISTRY`` by default).
+The HTTP server binds to 127.0.0.1 unless told otherwise; TLS and client-certificate checks are
+prometheus_client's own options, passed through.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from typing import Any, Callable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import REGISTRY, CollectorRegistry, make_asgi_app, make_wsgi_app
+from prometheus_client import start_http_server
+from prometheus_client.multiprocess import mark_process_dead
+
+from . import multiprocess as mp
+
+__all__ = ["asgi_app", "mark_process_dead", "scrape_registry", "serve", "wsgi_app"]
+
+
+def scrape_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
+    """The registry a scrape should read: all workers' files in multiprocess mode."""
+    if mp.enabled():
+        return mp.scrape_registry()
+    return REGISTRY if registry is None else registry
+
+
+def serve(port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None,
+          *, certfile: str | None = None, keyfile: str | None = None,
+          client_cafile: str | None = None, client_capath: str | None = None,
+          client_auth_required: bool = False,
+          tls_min_version: ssl.TLSVersion | None = None) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``/metrics`` on a daemon thread; returns prometheus_client's (server, thread).
+
+    Give ``certfile``/``keyfile`` for HTTPS, and ``client_cafile`` with
+    ``client_auth_required=True`` to accept only scrapers holding a certificate from that CA.
+    Stop it with ``server.shutdown(); server.server_close()``.
+    """
+    return start_http_server(port, addr, registry=scrape_registry(registry), certfile=certfile,
+                             keyfile=keyfile, client_cafile=client_cafile,
+                             client_capath=client_capath,
+                             client_auth_required=client_auth_required,
+                             tls_min_version=tls_min_version)
+
+
+def asgi_app(registry: CollectorRegistry | None = None) -> Callable[..., Any]:
+    """An ASGI app serving the metrics (mount it at ``/metrics``); gzip when asked."""
+    return make_asgi_app(scrape_registry(registry))
+
+
+def wsgi_app(registry: CollectorRegistry | None = None) -> Callable[..., Any]:
+    """A WSGI app serving the metrics; gzip and OpenMetrics when the scraper asks."""
+    return make_wsgi_app(scrape_registry(registry))
