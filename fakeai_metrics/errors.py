@@ -224,6 +224,11 @@ class ErrorMetricsTracker(Tracker):
         return SLOStatus.from_counts(self.error_budget_slo, self.window_seconds, total, errors,
                                      rates)
 
+    def get_burn_rates(self) -> dict[str, float]:
+        """Burn rate per exported window (5m, 30m, 1h, 6h), as the gauge reports it."""
+        with self._lock:
+            return self._burn_rates()
+
     def get_error_patterns(self, min_count: int | None = None,
                            recent_only: bool = True) -> list[ErrorPattern]:
         threshold = self.pattern_threshold if min_count is None else min_count

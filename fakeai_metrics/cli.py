@@ -1,0 +1,150 @@
+"""The ``fakeai-metrics`` command: the demo, a bare exporter, and the generated rules/catalog."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import socket
+import sys
+import threading
+from typing import Sequence
+
+EPILOG = """examples:
+  fakeai-metrics demo                       fake OpenAI API + load + /metrics on :9464
+  fakeai-metrics demo --rps 50 --duration 120 --seed 1
+  fakeai-metrics serve --port 9464          /metrics only (multiprocess-aware)
+  fakeai-metrics rules --objective 0.995    regenerate grafana/alerts/
+  fakeai-metrics catalog                    the metric catalog as a Markdown table
+"""
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1..65535)")
+    return port
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
+    return value
+
+
+def _check_port_free(addr: str, port: int) -> str | None:
+    """None if ``addr:port`` can be bound, else a sentence saying what to do."""
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as s:
+        try:
+            s.bind((addr, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return f"port {port} on {addr} is already in use; pick another with --port"
+            return f"cannot listen on {addr}:{port}: {e.strerror}; check --addr and --port"
+    return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fakeai-metrics", epilog=EPILOG, formatter_class=argparse.RawTextHelpFormatter,
+        description="LLM-serving metrics for Prometheus, Grafana and OpenTelemetry.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="serve a fake OpenAI API under load, with /metrics",
+                          description="Start a fake OpenAI-compatible server under the metrics "
+                          "middleware, drive it over HTTP on ADDR:PORT, and serve /metrics there.")
+    demo.add_argument("--port", type=_port, default=9464, help="listen port (default 9464)")
+    demo.add_argument("--addr", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    demo.add_argument("--rps", type=_positive, default=20.0,
+                      help="requests per second the load generator sends (default 20)")
+    demo.add_argument("--duration", type=_non_negative, default=0.0,
+                      help="seconds to run; 0 = until Ctrl-C (default 0)")
+    demo.add_argument("--error-rate", type=_ratio, default=0.02,
+                      help="fraction of requests the fake API fails (default 0.02)")
+    demo.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+
+    serve = sub.add_parser("serve", help="serve /metrics only",
+                           description="Serve /metrics of this process (or, with "
+                           "PROMETHEUS_MULTIPROC_DIR set, of every worker) until Ctrl-C.")
+    serve.add_argument("--port", type=_port, default=9464, help="listen port (default 9464)")
+    serve.add_argument("--addr", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--certfile", help="TLS certificate (PEM): serve HTTPS")
+    serve.add_argument("--keyfile", help="TLS private key (PEM)")
+    serve.add_argument("--client-cafile", help="require scraper certificates signed by this CA")
+
+    rules = sub.add_parser("rules", help="write the Prometheus rule files",
+                           description="Generate the recording and alerting rules.",
+                           add_help=False)
+    rules.add_argument("args", nargs=argparse.REMAINDER)
+
+    sub.add_parser("catalog", help="print the metric catalog as a Markdown table")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "catalog":
+        from .catalog import markdown_table
+        print(markdown_table(), end="")
+        return 0
+    if args.command == "rules":
+        from . import rules
+        return rules.main(args.args)
+    problem = _check_port_free(args.addr, args.port)
+    if problem:
+        print(f"fakeai-metrics: {problem}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(args)
+    try:
+        from . import demo
+        import httpx, uvicorn  # noqa: F401  (the demo's server and load generator)
+    except ImportError as e:
+        print(f"fakeai-metrics: the demo needs {e.name}: pip install 'fakeai-metrics[demo]'",
+              file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(demo.run(port=args.port, addr=args.addr, rps=args.rps,
+                             duration=args.duration, seed=args.seed, error_rate=args.error_rate))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import serve
+    if bool(args.certfile) != bool(args.keyfile):
+        print("fakeai-metrics: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    server, _ = serve(args.port, args.addr, certfile=args.certfile, keyfile=args.keyfile,
+                      client_cafile=args.client_cafile,
+                      client_auth_required=bool(args.client_cafile))
+    scheme = "https" if args.certfile else "http"
+    print(f"serving metrics on {scheme}://{args.addr}:{args.port}/metrics; Ctrl-C stops")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

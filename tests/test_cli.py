@@ -1,0 +1,107 @@
+"""The ``fakeai-metrics`` command as a user meets it: help, errors that say what to do, the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from fakeai_metrics.catalog import markdown_table
+from fakeai_metrics.cli import main
+
+CMD = [sys.executable, "-m", "fakeai_metrics.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "serve", "rules", "catalog"):
+        assert command in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["demo", "--port", "70000"], "not a TCP port"),
+    (["demo", "--rps", "0"], "must be > 0"),
+    (["demo", "--error-rate", "1.5"], "must be in [0, 1)"),
+    (["nonsense"], "invalid choice"),
+])
+def test_bad_options_exit_2_and_say_why(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_port_taken_is_reported(capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert main(["demo", "--port", str(port), "--duration", "1"]) == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in capsys.readouterr().err
+
+
+def test_catalog_prints_the_table(capsys):
+    assert main(["catalog"]) == 0
+    assert capsys.readouterr().out == markdown_table()
+
+
+def _scrape(port: int, deadline: float) -> str:
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_demo_serves_metrics_and_stops_cleanly_on_ctrl_c():
+    port = free_port()
+    proc = subprocess.Popen(CMD + ["demo", "--port", str(port), "--rps", "40", "--seed", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        text = _scrape(port, deadline)
+        while "fakeai_time_to_first_token_seconds_bucket" not in text:
+            assert time.monotonic() < deadline, "no stream finished within 30 s"
+            time.sleep(0.5)
+            text = _scrape(port, deadline)
+        families = {f.name for f in text_string_to_metric_families(text)}
+        assert {"fakeai_requests", "fakeai_cost_usd", "fakeai_budget_limit_usd",
+                "fakeai_slo_burn_rate"} <= families
+        assert "sk-demo" not in text  # keys are exported as their aliases
+        assert 'api_key="carol"' in text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/metrics" in out
+    assert "requests" in out and "p50 TTFT" in out and "stopped." in out
+    assert "Traceback" not in err
+
+
+def test_demo_duration_ends_the_run():
+    port = free_port()
+    started = time.monotonic()
+    result = subprocess.run(CMD + ["demo", "--port", str(port), "--duration", "2"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 20
+    assert "stopped." in result.stdout
