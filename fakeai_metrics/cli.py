@@ -87,24 +87,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.add_argument("--client-cafile", help="require scraper certificates signed by this CA")
 
-    rules = sub.add_parser("rules", help="write the Prometheus rule files",
-                           description="Generate the recording and alerting rules.",
-                           add_help=False)
-    rules.add_argument("args", nargs=argparse.REMAINDER)
+    # rules has its own parser (fakeai_metrics.rules.main); listed here for --help only
+    sub.add_parser("rules", help="write the Prometheus rule files (see: rules --help)",
+                   add_help=False)
 
     sub.add_parser("catalog", help="print the metric catalog as a Markdown table")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rules"]:
+        from . import rules
+        return rules.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "catalog":
         from .catalog import markdown_table
         print(markdown_table(), end="")
         return 0
-    if args.command == "rules":
-        from . import rules
-        return rules.main(args.args)
     problem = _check_port_free(args.addr, args.port)
     if problem:
         print(f"fakeai-metrics: {problem}", file=sys.stderr)

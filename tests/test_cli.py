@@ -105,3 +105,9 @@ def test_demo_duration_ends_the_run():
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 20
     assert "stopped." in result.stdout
+
+
+def test_rules_subcommand_passes_options_through(tmp_path):
+    assert main(["rules", "--objective", "0.995", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "fakeai-slo.rules.yml").read_text()
+    assert "(14.4 * 0.005)" in text

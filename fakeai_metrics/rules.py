@@ -1,0 +1,521 @@
+"""Prometheus rules for the availability SLO and the API-key budgets, generated from the catalog.
+
+``generate()`` turns a small SLO spec (objective, period, grouping) and the metric catalog into
+the text of two rule files; ``write()`` puts them in a directory; ``main()`` is the
+``fakeai-metrics rules`` command. The files in ``grafana/alerts/`` are this module's output with
+the defaults, and a test fails when they drift.
+
+The SLO: a fraction ``objective`` of finished requests (``fakeai_requests_total``) succeed over
+``period``. Its error ratio is recorded per window as ``<ns>:sli_error:ratio_rate<window>``,
+summed over every instance of a ``job`` (optionally per ``model``), so a fleet is one SLO.
+The burn-rate alerts are the SRE workbook's multiwindow, multi-burn-rate pairs; thresholds are
+printed as ``(factor * budget)`` with the budget computed in decimal, so 0.999 gives 0.001.
+
+Output is deterministic text, rendered here without a YAML library: every scalar is written in
+a form whose meaning cannot shift (literal blocks for PromQL, folded blocks or JSON-style double
+quotes for prose, plain only for simple identifiers and durations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import textwrap
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import catalog as c
+
+#: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
+Groups = list[tuple[str, list[dict[str, Any]]]]
+
+DEFAULT_OBJECTIVE = 0.999
+DEFAULT_PERIOD = "30d"
+DEFAULT_OUT = "grafana/alerts"
+#: Where ``runbook_url`` points; each alert links to its own section (``#<alertname>``).
+#: Relative to the repository root by default; pass an absolute URL where the repo is hosted.
+DEFAULT_RUNBOOK = "docs/runbook.md"
+
+SLO_FILE = "fakeai-slo.rules.yml"
+BUDGET_FILE = "fakeai-budget.rules.yml"
+
+#: Windows of the recorded error ratio: every window the burn-rate alerts read.
+WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+#: The ``outcome`` label value of a failed request in ``fakeai_requests_total``.
+ERROR_OUTCOME = "error"
+
+# Alert names are a contract: runbooks, tests and Alertmanager routes use them.
+ALERT_BURN = "FakeAIErrorBudgetBurn"
+ALERT_BUDGET_THRESHOLD = "FakeAIBudgetAlertThreshold"
+ALERT_BUDGET_EXCEEDED = "FakeAIBudgetExceeded"
+ALERT_ABSENT = "FakeAIMetricsAbsent"
+ALERTS: tuple[str, ...] = (ALERT_BURN, ALERT_BUDGET_THRESHOLD, ALERT_BUDGET_EXCEEDED, ALERT_ABSENT)
+
+#: How long the SLO metrics must be missing before ``FakeAIMetricsAbsent`` fires: long enough to
+#: ride out a rolling restart or a Prometheus restart, short enough to notice the same hour.
+ABSENT_FOR = "15m"
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """One multiwindow condition: burn above ``factor`` over both ``long`` and ``short``."""
+
+    severity: str
+    factor: str  # printed as written: "14.4", never a float's repr
+    long: str
+    short: str
+
+
+#: The SRE workbook's pairs for a 30-day SLO (2 % of the budget in 1h, 5 % in 6h, 10 % in 1d and
+#: in 3d). The factors are kept for other periods: a burn rate is relative to the budget rate.
+BURN_WINDOWS: tuple[BurnWindow, ...] = (
+    BurnWindow("page", "14.4", "1h", "5m"),
+    BurnWindow("page", "6", "6h", "30m"),
+    BurnWindow("ticket", "3", "1d", "2h"),
+    BurnWindow("ticket", "1", "3d", "6h"),
+)
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_PERIOD_RE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+# --- spec validation ------------------------------------------------------------------------------
+
+def parse_period(period: str) -> int:
+    """Seconds in a Prometheus-style duration such as ``30d``, ``4w`` or ``1d12h``.
+
+    Units w, d, h, m, s, each at most once and largest first; the total must be positive.
+    """
+    if not isinstance(period, str):
+        raise ValueError(f"period must be a string such as '30d', got {period!r}")
+    m = _PERIOD_RE.fullmatch(period.strip())
+    if not period.strip() or m is None:
+        raise ValueError(
+            f"period {period!r} is not a duration: use whole units w, d, h, m, s, largest first, "
+            "for example '30d', '4w' or '1d12h'")
+    seconds = sum(int(n) * _UNITS[u] for n, u in zip(m.groups(), "wdhms") if n)
+    if seconds <= 0:
+        raise ValueError(f"period {period!r} must be longer than zero")
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """A duration as Prometheus writes it, in days at most: 2592000 -> '30d', 180000 -> '2d2h'."""
+    parts = []
+    for unit in "dhms":
+        n, seconds = divmod(seconds, _UNITS[unit])
+        if n:
+            parts.append(f"{n}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _check_objective(objective: float) -> float:
+    if isinstance(objective, bool) or not isinstance(objective, (int, float)):
+        raise ValueError(f"objective must be a number in (0, 1), got {objective!r}")
+    objective = float(objective)
+    if not math.isfinite(objective) or not 0.0 < objective < 1.0:
+        raise ValueError(
+            f"objective must be strictly between 0 and 1 (for example 0.999 for 99.9 %), "
+            f"got {objective!r}")
+    return objective
+
+
+def error_budget(objective: float) -> Decimal:
+    """1 - objective in decimal, exactly as written: 0.999 -> Decimal('0.001')."""
+    return Decimal(1) - Decimal(repr(_check_objective(objective)))
+
+
+def _num(d: Decimal) -> str:
+    """A decimal as PromQL reads it, without exponent or trailing zeros: 0.0010 -> '0.001'."""
+    return format(d.normalize(), "f")
+
+
+def _percent(d: Decimal) -> str:
+    """An exact percentage: Decimal('0.0144') -> '1.44%'."""
+    return _num(d * 100) + "%"
+
+
+def _share(d: Decimal) -> str:
+    """A rounded percentage for prose: 3 significant digits."""
+    return f"{float(d * 100):.3g}%"
+
+
+def _longest_window() -> int:
+    return max(parse_period(w) for w in WINDOWS)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    objective: float
+    budget: Decimal
+    period: str  # canonical
+    period_seconds: int
+    by: tuple[str, ...]
+    ns: str
+    runbook: str
+
+    def record(self, metric: str, operation: str) -> str:
+        return f"{self.ns}:{metric}:{operation}"
+
+    def metric(self, spec: c.MetricSpec) -> str:
+        return spec.full_name(self.ns)
+
+    @property
+    def by_clause(self) -> str:
+        return f"by ({', '.join(self.by)})"
+
+    @property
+    def subject(self) -> str:
+        """How an alert names what it is about, in templates."""
+        text = "{{ $labels.job }}"
+        if "model" in self.by:
+            text += " (model {{ $labels.model }})"
+        return text
+
+    def runbook_url(self, alert: str) -> str:
+        return f"{self.runbook}#{alert.lower()}"
+
+
+def _spec(objective: float, period: str, by_model: bool, namespace: str,
+          runbook_url: str) -> _Spec:
+    budget = error_budget(objective)
+    seconds = parse_period(period)
+    if seconds <= _longest_window():
+        raise ValueError(
+            f"period {period!r} must be longer than the longest alert window "
+            f"({format_duration(_longest_window())}): the 1x burn alert reads 3 days")
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise ValueError(f"namespace must be a metric-name prefix such as 'fakeai', got "
+                         f"{namespace!r}")
+    if not isinstance(runbook_url, str) or not runbook_url or any(ch.isspace()
+                                                                  for ch in runbook_url):
+        raise ValueError(f"runbook_url must be a non-empty URL without spaces, got "
+                         f"{runbook_url!r}")
+    by = ("job", "model") if by_model else ("job",)
+    return _Spec(_check_objective(objective), budget, format_duration(seconds), seconds, by,
+                 namespace, runbook_url.rstrip("#"))
+
+
+def command(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
+            by_model: bool = False, namespace: str = c.DEFAULT_NAMESPACE,
+            runbook_url: str = DEFAULT_RUNBOOK) -> str:
+    """The ``fakeai-metrics rules`` command line that generates these options."""
+    s = _spec(objective, period, by_model, namespace, runbook_url)
+    parts = ["fakeai-metrics", "rules", "--objective", repr(s.objective), "--period", s.period]
+    if by_model:
+        parts.append("--by-model")
+    if namespace != c.DEFAULT_NAMESPACE:
+        parts += ["--namespace", namespace]
+    if s.runbook != DEFAULT_RUNBOOK:
+        parts += ["--runbook-url", s.runbook]
+    return " ".join(parts)
+
+
+# --- names other code (dashboards, tests) may read -------------------------------------------------
+
+def error_ratio_record(window: str, namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded error ratio over ``window`` (one of WINDOWS, or the SLO period)."""
+    return f"{namespace}:sli_error:ratio_rate{window}"
+
+
+def budget_remaining_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded fraction of the period's error budget left (1 = untouched, < 0 = overspent)."""
+    return f"{namespace}:error_budget_remaining:ratio"
+
+
+def spend_rate_record(window: str = "1h", namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded spend in USD per second, per job and API key, over ``window`` (5m or 1h)."""
+    return f"{namespace}:cost_usd:rate{window}"
+
+
+def budget_used_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded spent / limit per budgeted API key."""
+    return f"{namespace}:budget_spent:ratio"
+
+
+# --- the rules ------------------------------------------------------------------------------------
+
+def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
+    requests = s.metric(c.REQUESTS)
+    errors = f'{requests}{{outcome="{ERROR_OUTCOME}"}}'
+
+    def ratio(window: str) -> str:
+        return (f"(\n"
+                f"  sum {s.by_clause} (rate({errors}[{window}]))\n"
+                f"  or\n"
+                f"  0 * sum {s.by_clause} (rate({requests}[{window}]))\n"
+                f")\n"
+                f"/\n"
+                f"sum {s.by_clause} (rate({requests}[{window}]))")
+
+    rules: list[dict[str, Any]] = [
+        {"record": error_ratio_record(w, s.ns), "expr": ratio(w)} for w in WINDOWS]
+    requests_5m = s.record("sli_requests", "rate5m")
+    errors_5m = s.record("sli_errors", "rate5m")
+    rules += [
+        {"record": requests_5m, "expr": f"sum {s.by_clause} (rate({requests}[5m]))"},
+        {"record": errors_5m,
+         "expr": (f"sum {s.by_clause} (rate({errors}[5m]))\n"
+                  f"or\n"
+                  f"0 * sum {s.by_clause} (rate({requests}[5m]))")},
+        # The period's ratio from the recorded 5m rates: weighted by traffic like a rate over the
+        # raw counters, at a fraction of the samples a 30-day range over them would load.
+        {"record": error_ratio_record(s.period, s.ns),
+         "expr": (f"sum_over_time({errors_5m}[{s.period}])\n"
+                  f"/\n"
+                  f"sum_over_time({requests_5m}[{s.period}])")},
+        {"record": budget_remaining_record(s.ns),
+         "expr": f"1 - {error_ratio_record(s.period, s.ns)} / {_num(s.budget)}"},
+    ]
+    return rules
+
+
+def _burn_alert(s: _Spec, w: BurnWindow) -> dict[str, Any]:
+    threshold = f"({w.factor} * {_num(s.budget)})"
+    threshold_pct = _percent(Decimal(w.factor) * s.budget)
+    spent_share = _share(Decimal(w.factor) * parse_period(w.long) / s.period_seconds)
+    lasts = format_duration(int(Decimal(s.period_seconds) / Decimal(w.factor)))
+    speed = "fast" if w.severity == "page" else "steadily"
+    return {
+        "alert": ALERT_BURN,
+        "expr": (f"{error_ratio_record(w.long, s.ns)} > {threshold}\n"
+                 f"and\n"
+                 f"{error_ratio_record(w.short, s.ns)} > {threshold}"),
+        "labels": {"severity": w.severity, "long_window": w.long, "short_window": w.short},
+        "annotations": {
+            "summary": f"{s.subject} is burning its error budget {speed} "
+                       f"(over {w.factor}x for {w.long} and {w.short})",
+            "description": (
+                f"{{{{ $value | humanizePercentage }}}} of requests to {s.subject} failed over "
+                f"the last {w.long} and more than {threshold_pct} over the last {w.short} "
+                f"(threshold: {w.factor}x the {_percent(s.budget)} error budget of the "
+                f"{_percent(Decimal(repr(s.objective)))} objective over {s.period}). A burn of "
+                f"{w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
+                f"in {lasts}."),
+            "runbook_url": s.runbook_url(ALERT_BURN),
+        },
+    }
+
+
+def _absent_alert(s: _Spec) -> dict[str, Any]:
+    objective = s.metric(c.SLO_OBJECTIVE)
+    return {
+        "alert": ALERT_ABSENT,
+        "expr": f"absent({objective})",
+        "for": ABSENT_FOR,
+        "labels": {"severity": "ticket"},
+        "annotations": {
+            "summary": "No fakeai-metrics exporter is being scraped",
+            "description": (
+                f"Prometheus has had no {objective} series for {ABSENT_FOR}: no exporter of "
+                f"fakeai-metrics is scraped, so {ALERT_BURN} cannot fire and "
+                f"{error_ratio_record(WINDOWS[0], s.ns)} has no data."),
+            "runbook_url": s.runbook_url(ALERT_ABSENT),
+        },
+    }
+
+
+def _budget_rules(s: _Spec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    spent, limit = s.metric(c.BUDGET_SPENT), s.metric(c.BUDGET_LIMIT)
+    threshold, cost = s.metric(c.BUDGET_THRESHOLD), s.metric(c.COST)
+    key_label = c.BUDGET_SPENT.labels[0]
+    if not (c.BUDGET_LIMIT.labels == c.BUDGET_THRESHOLD.labels == c.BUDGET_SPENT.labels
+            and key_label in c.COST.labels):
+        raise RuntimeError("catalog: the budget gauges and the cost counter must share a key label")
+
+    # Each description first names the alert's own series, then reads the other gauges of it.
+    series = (f'{{{{ $series := printf "{{job=%q,instance=%q,{key_label}=%q}}" $labels.job '
+              f"$labels.instance $labels.{key_label} -}}}} ")
+
+    def value_of(metric: str, fmt: str = 'printf "%.2f"') -> str:
+        return (f'{{{{ with query (print "{metric}" $series) }}}}'
+                f"{{{{ . | first | value | {fmt} }}}}{{{{ end }}}}")
+
+    key = f"{{{{ $labels.{key_label} }}}}"
+    used = "{{ $value | humanizePercentage }}"
+    spent_text = (f"API key {key} on {{{{ $labels.instance }}}} has spent {used} of its budget "
+                  f"for the current period ({value_of(spent)} USD of {value_of(limit)} USD)")
+    recording = [
+        {"record": budget_used_record(s.ns), "expr": f"{spent} / {limit}"},
+        *({"record": spend_rate_record(w, s.ns),
+           "expr": f"sum by (job, {key_label}) (rate({cost}[{w}]))"} for w in ("5m", "1h")),
+    ]
+    alerts = [
+        {"alert": ALERT_BUDGET_THRESHOLD,
+         "expr": f"{spent} / {limit} >= {threshold}",
+         "labels": {"severity": "warning"},
+         "annotations": {
+             "summary": f"API key {key} has used {used} of its budget",
+             "description": (f"{series}{spent_text}, at or above its alert threshold of "
+                             f"{value_of(threshold, 'humanizePercentage')}."),
+             "runbook_url": s.runbook_url(ALERT_BUDGET_THRESHOLD),
+         }},
+        {"alert": ALERT_BUDGET_EXCEEDED,
+         "expr": f"{spent} / {limit}\nand\n{spent} >= {limit}",
+         "labels": {"severity": "critical"},
+         "annotations": {
+             "summary": f"API key {key} has exceeded its budget ({used} used)",
+             "description": (f"{series}{spent_text}. With a hard budget CostTracker.allows() "
+                             f"is now False for the key; a soft one only reports."),
+             "runbook_url": s.runbook_url(ALERT_BUDGET_EXCEEDED),
+         }},
+    ]
+    return recording, alerts
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+_PLAIN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]*|(?:\d+[wdhms])+")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"}
+_WRAP = 96
+
+
+def _scalar(key: str, value: str, indent: str) -> list[str]:
+    """``key: value`` as YAML lines whose value parses back to exactly ``value``."""
+    if key == "expr" or "\n" in value:
+        if value != value.strip() or any(line != line.rstrip() for line in value.split("\n")):
+            raise ValueError(f"{key}: block text must not have outer or trailing spaces")
+        return [f"{indent}{key}: |-"] + [f"{indent}  {line}" if line else ""
+                                         for line in value.split("\n")]
+    if _PLAIN_RE.fullmatch(value) and value.lower() not in _YAML_WORDS:
+        return [f"{indent}{key}: {value}"]
+    if len(indent) + len(key) + len(value) + 4 > _WRAP and "  " not in value \
+            and value == value.strip() and value.isprintable():
+        # Folded block: each line break reads back as one space; no escaping is needed.
+        # Never break inside a {{ template action }}: it stays readable on one line.
+        glued = re.sub(r"{{.*?}}", lambda m: m.group(0).replace(" ", "\0"), value)
+        lines = [line.replace("\0", " ") for line in textwrap.wrap(
+            glued, _WRAP - len(indent) - 2, break_long_words=False, break_on_hyphens=False)]
+        if " ".join(lines) == value:
+            return [f"{indent}{key}: >-"] + [f"{indent}  {line}" for line in lines]
+    return [f"{indent}{key}: {json.dumps(value, ensure_ascii=False)}"]
+
+
+def _rule_lines(rule: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    first = True
+    for key, value in rule.items():
+        indent = "      "
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            for k, v in value.items():
+                lines += _scalar(k, v, indent + "  ")
+        else:
+            lines += _scalar(key, value, indent)
+        if first:
+            lines[0] = "    - " + lines[0][len("      "):]
+            first = False
+    return lines
+
+
+def _render(header: list[str], groups: Groups) -> str:
+    lines = [f"# {h}" if h else "#" for h in header]
+    lines.append("groups:")
+    for name, rules in groups:
+        lines += ["", f"  - name: {name}", "    rules:"]
+        for rule in rules:
+            lines += _rule_lines(rule)
+    return "\n".join(lines) + "\n"
+
+
+def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
+    """Each file's header comment lines and rule groups, before rendering."""
+    generated = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
+                 "from the metric catalog (fakeai_metrics/catalog.py). Do not edit: rerun it."]
+    pairs = {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
+                              for w in BURN_WINDOWS if w.severity == sev)
+             for sev in ("page", "ticket")}
+    slo_header = generated + [
+        "",
+        f"SLO: {_percent(Decimal(repr(s.objective)))} of finished requests "
+        f"({s.metric(c.REQUESTS)}) succeed over {s.period},",
+        f"per {' and '.join(s.by)} across all instances. Error budget: {_num(s.budget)}.",
+        f"{ALERT_BURN} (multiwindow, multi-burn-rate): page at {pairs['page']};",
+        f"ticket at {pairs['ticket']}. Without `for:`: the short",
+        "window confirms the long one, and a `for:` would only add to the detection time.",
+        f"{ALERT_ABSENT} waits {ABSENT_FOR} (restarts, first scrapes) before firing.",
+    ]
+    budget_header = generated + [
+        "",
+        f"Per-API-key budgets: {ALERT_BUDGET_THRESHOLD} at the key's alert threshold,",
+        f"{ALERT_BUDGET_EXCEEDED} at its limit. Keys without a budget export no budget series,",
+        "so they never alert.",
+    ]
+    budget_recording, budget_alerts = _budget_rules(s)
+    # One group a file: a group evaluates its rules in order, so each alert reads the ratios
+    # recorded in the same evaluation (separate groups run on their own timers and lag).
+    return {
+        SLO_FILE: (slo_header, [(f"{s.ns}-slo", _slo_recording(s) + [
+            *(_burn_alert(s, w) for w in BURN_WINDOWS), _absent_alert(s)])]),
+        BUDGET_FILE: (budget_header, [(f"{s.ns}-budget", budget_recording + budget_alerts)]),
+    }
+
+
+def generate(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
+             by_model: bool = False, namespace: str = c.DEFAULT_NAMESPACE,
+             runbook_url: str = DEFAULT_RUNBOOK) -> dict[str, str]:
+    """The rule files for this SLO spec: file name -> YAML text. Pure and deterministic.
+
+    Raises ValueError for an objective outside (0, 1), a period that is not a duration or not
+    longer than 3d (the longest alert window), or a namespace that is not a metric prefix.
+    """
+    s = _spec(objective, period, by_model, namespace, runbook_url)
+    cmd = command(objective, period, by_model, namespace, runbook_url)
+    return {name: _render(header, groups)
+            for name, (header, groups) in _documents(s, cmd).items()}
+
+
+def write(out_dir: str | Path = DEFAULT_OUT, *, objective: float = DEFAULT_OBJECTIVE,
+          period: str = DEFAULT_PERIOD, by_model: bool = False,
+          namespace: str = c.DEFAULT_NAMESPACE, runbook_url: str = DEFAULT_RUNBOOK) -> list[Path]:
+    """Write the generated rule files into ``out_dir`` (created if missing); their paths."""
+    files = generate(objective, period, by_model, namespace, runbook_url)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in sorted(files.items()):
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fakeai-metrics rules``: write the rule files; 2 on a bad option."""
+    p = argparse.ArgumentParser(
+        prog="fakeai-metrics rules",
+        description="Generate the Prometheus recording and alerting rules (SLO burn rate and "
+                    "API-key budgets) from the metric catalog.")
+    p.add_argument("--objective", type=float, default=DEFAULT_OBJECTIVE,
+                   help="fraction of requests that must succeed (default 0.999)")
+    p.add_argument("--period", default=DEFAULT_PERIOD,
+                   help="SLO period, a duration such as 30d or 4w (default 30d)")
+    p.add_argument("--by-model", action="store_true",
+                   help="one SLO per job and model instead of one per job")
+    p.add_argument("--namespace", default=c.DEFAULT_NAMESPACE,
+                   help="metric prefix of the exporter (default fakeai)")
+    p.add_argument("--runbook-url", default=DEFAULT_RUNBOOK,
+                   help="the runbook that alerts link to (default docs/runbook.md)")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help="directory to write the rule files to (default grafana/alerts)")
+    args = p.parse_args(argv)
+    try:
+        paths = write(args.out, objective=args.objective, period=args.period,
+                      by_model=args.by_model, namespace=args.namespace,
+                      runbook_url=args.runbook_url)
+    except ValueError as exc:
+        print(f"fakeai-metrics rules: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

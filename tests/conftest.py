@@ -1,0 +1,30 @@
+"""Shared test helpers: external binaries (promtool, prometheus) that some tests need."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_binary(name: str) -> str:
+    """The path of executable ``name``; without it, skip the test locally and fail it in CI.
+
+    CI (env ``CI=true``, as ``.ci/run`` sets it) installs Prometheus, so a missing binary there
+    is a broken environment, not a reason to pass quietly.
+    """
+    path = shutil.which(name)
+    if path:
+        return path
+    reason = (f"`{name}` is not on PATH; install it (Debian/Ubuntu: apt-get install prometheus, "
+              f"which brings promtool)")
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}. CI=true, so this test fails instead of skipping.", pytrace=False)
+    pytest.skip(f"{reason}. Skipped because CI is not 'true'.")
+
+
+@pytest.fixture
+def promtool() -> str:
+    """The ``promtool`` binary (skip locally / fail in CI when missing)."""
+    return require_binary("promtool")
