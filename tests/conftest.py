@@ -1,4 +1,4 @@
-"""Shared test helpers: external binaries (promtool, prometheus) that some tests need."""
+"""Shared test helpers: external binaries (promtool, prometheus, openssl) some tests need."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 
-def require_binary(name: str) -> str:
+def require_binary(name: str, package: str = "prometheus") -> str:
     """The path of executable ``name``; without it, skip the test locally and fail it in CI.
 
     CI (env ``CI=true``, as ``.ci/run`` sets it) installs Prometheus, so a missing binary there
@@ -17,8 +17,7 @@ def require_binary(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
-    reason = (f"`{name}` is not on PATH; install it (Debian/Ubuntu: apt-get install prometheus, "
-              f"which brings promtool)")
+    reason = f"`{name}` is not on PATH; install it (Debian/Ubuntu: apt-get install {package})"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}. CI=true, so this test fails instead of skipping.", pytrace=False)
     pytest.skip(f"{reason}. Skipped because CI is not 'true'.")
