@@ -1,365 +1,126 @@
 #!/usr/bin/env python
-"""Hot-path benchmark: the five trackers ("project") against bare prometheus_client ("floor").
+"""Hot-path benchmark: the project's trackers against bare prometheus_client ("floor"), one run.
 
 Why: a request through the five trackers validates its arguments, updates in-process views
 (sliding windows, per-key usage, error patterns, open streams) and exports the catalog. The floor
-is the fewest direct prometheus_client calls that export the *same* catalog for the *same*
-workload (children made by ``.labels()`` once, up front, and cached in dicts: the realistic best
-case). The ratio project/floor is the price of the trackers' extras; it should stay small,
-per-request cost should not grow with the number of requests seen, and memory should stay bounded.
+is the fewest direct prometheus_client calls that export the *same* series for the *same* workload
+(see workload.py). Every ratio below divides by a floor measured in the same run, alternated with
+the project side, so machine noise moves both.
 
-Workload (seeded, deterministic): 68 % plain requests, 30 % streams of 50 tokens, 2 % errors;
-3 API keys x 3 models (gpt-4o, gpt-4o-mini, gpt-3.5-turbo); endpoint /v1/chat/completions.
+Sections (all in one run; targets from issues 8 and 4, ``--check`` exits 1 when one is missed):
 
-  plain  = metrics.track_request + track_response + track_tokens, cost.record_usage,
-           models.track_request, errors.record_success
-  error  = errors.record_error + metrics.track_error + models.track_request(error=True)
-  stream = streaming.start_stream, 50 x record_token, complete_stream, cost.record_usage,
-           errors.record_success
+  seed API     the five trackers called directly, at each --sizes; us/request and ratio to floor
+               (target <= 1.0 at 20k; long-run goal 0.7), per-request cost largest/20k (<= 1.1),
+               RSS growth over the largest run (<= 2 MB)
+  Telemetry    the same requests through the hub's one-call paths, against a floor that also
+               exports the hub's extra series (reported, no target)
+  OTel         the seed API with an OpenTelemetry SDK MeterProvider (InMemoryMetricReader)
+               attached (<= 2x the floor); unattached is the seed API row
+  per token    StreamingMetricsTracker.record_token, median us per token (<= 0.5 us), next to
+               the floor's Histogram.observe and Telemetry.stream_token
+  scrape       generate_latest with 100 models x 2.5k/5k/10k keys' cost series (<= 100 ms at
+               ~10k series) and linearity: ms per series at the largest / at the smallest (<= 1.25)
+  multiprocess 4 worker processes writing prometheus_client's files, scraped with
+               MultiProcessCollector, vs one ordinary process holding all their requests (<= 2x)
 
-Both sides scrape to the same series (checked after every run: the "match" column). Streams do
-not go through MetricsTracker in this workload, so the endpoint_streams_* series are empty on both
-sides; ModelMetricsTracker is not told about streams, so request_duration has no stream samples.
+How to run (by hand on a quiet machine; nothing here is a test):
 
-Clock: by default a virtual clock, ``functools.partial(operator.getitem, cell, 0)`` (a C-level
-call, no Python frame), whose value the driver sets before each event (requests arrive 1 ms
-apart, tokens at the workload's own offsets). Both sides see identical times, so their histograms
-must agree bucket for bucket. ``--clock perf_counter`` uses ``time.perf_counter`` instead (then
-only counts are compared).
+    python bench/bench_core.py                 # everything, best of 3 (a few minutes)
+    python bench/bench_core.py --quick         # 2k and 20k, best of 2, smaller scrape/mp (~40 s)
+    python bench/bench_core.py --check         # exit 1 when a target is missed
+    python bench/bench_core.py --profile       # cProfile of the seed-API side, top 15
 
-How to run (by hand; nothing here is a test):
-
-    python bench/bench_core.py                        # sizes 20000 200000, best of 3
-    python bench/bench_core.py --sizes 2000 20000 200000 --reps 5
-    python bench/bench_core.py --check                # exit 1 when a target is missed
-    python bench/bench_core.py --profile              # cProfile of the project side, top 15
-
-Timing is the best of ``--reps`` runs, project and floor alternated (P F, F P, P F, ...), each run
-on fresh trackers and a fresh registry; gc stays enabled and is collected before each run. RSS
-growth is measured in a fresh child process per side and size: current RSS (/proc/self/statm,
-psutil if /proc is missing, else ru_maxrss) after gc, just before vs just after the run, with the
-trackers still alive. Scrape: best of 5 ``generate_latest(registry)`` after the run.
+Timing is the best of ``--reps`` runs, sides alternated (A B C, C B A, ...), each run on fresh
+trackers and a fresh registry; gc stays enabled and is collected before each run. RSS growth is
+measured in a fresh child process per side: current RSS (/proc/self/statm, psutil if /proc is
+missing, else ru_maxrss) after gc, just before vs just after the run, with the trackers alive.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
-import functools
 import gc
 import importlib.metadata
 import json
 import math
-import operator
 import os
 import platform
 import pstats
-import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
 from typing import Any, Callable
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import Histogram, generate_latest
 
-from fakeai_metrics import (
-    CostTracker,
-    ErrorMetricsTracker,
-    MetricsTracker,
-    ModelMetricsTracker,
-    StreamingMetricsTracker,
-    catalog as c,
-    hash_key,
-)
-from fakeai_metrics.pricing import DEFAULT_PRICES
-from fakeai_metrics.slo import burn_rate
+import scale
+import workload as w
+from fakeai_metrics import StreamingMetricsTracker, Telemetry
 
-# --- targets (from the issue) ----------------------------------------------------------------
-TARGET_RATIO = 1.5   # project / floor, µs per request
-TARGET_FLAT = 1.15   # project µs/request at the largest size / at 20k
-TARGET_RSS_MB = 5.0  # project RSS growth over a run
+# --- targets ---------------------------------------------------------------------------------
+TARGET_RATIO = 1.0          # seed API / floor, us per request at 20k (issue 8; goal 0.7)
+GOAL_RATIO = 0.7
+TARGET_FLAT = 1.1           # seed API us/request at the largest size / at 20k
+TARGET_RSS_MB = 2.0         # seed API RSS growth over the largest run
+TARGET_TOKEN_US = 0.5       # record_token, median us per token
+TARGET_OTEL_RATIO = 2.0     # seed API with a MeterProvider attached / floor (issue 4)
+TARGET_SCRAPE_MS = 100.0    # generate_latest of ~10k series
+TARGET_LINEAR = 1.25        # scrape ms per series at the largest size / at the smallest
+TARGET_MP_RATIO = 2.0       # multiprocess scrape of 4 workers / single process
 
-# --- workload --------------------------------------------------------------------------------
-ENDPOINT = "/v1/chat/completions"
-MODELS = ("gpt-4o", "gpt-4o-mini", "gpt-3.5-turbo")
-API_KEYS = ("sk-bench-alpha-0123456789", "sk-bench-bravo-0123456789", "sk-bench-charlie-012345")
-STREAM_TOKENS = 50
-P_PLAIN, P_STREAM = 0.68, 0.30  # the rest (2 %) are errors
-ARRIVAL_S = 0.001               # virtual seconds between request starts
-N_PROFILES = 64                 # distinct token-timing profiles streams draw from
-PLAIN, STREAM, ERROR = 0, 1, 2
-ERROR_KINDS = ((429, "rate_limit_error", "Rate limit reached for {m}: limit 10000, used {n}"),
-               (500, "server_error", "Upstream timeout after {n} ms"))
+SCRIPT = os.path.abspath(__file__)
 
 
-def make_workload(n: int, seed: int) -> list[tuple]:
-    """``n`` requests as 9-tuples ``(kind, t, key, model, prompt, completion, x, y, z)``.
+# --- one timed run of one side ---------------------------------------------------------------
 
-    plain:  x = latency s, y = latency ms, z = total tokens
-    stream: x = (first offset, other offsets, completion offset), y = stream id, z = None
-    error:  x = latency ms, y = latency s, z = (status, error_type, message)
-    A smaller workload with the same seed is a prefix of a larger one.
-    """
-    rng = random.Random(seed)
-    profiles = []
-    for _ in range(N_PROFILES):
-        t = rng.uniform(0.05, 0.8)  # TTFT
-        offsets = [t]
-        for _ in range(STREAM_TOKENS - 1):
-            t += rng.uniform(0.004, 0.06)  # inter-token gap
-            offsets.append(t)
-        profiles.append((offsets[0], tuple(offsets[1:]), t + 0.002))
-    work: list[tuple] = []
-    for i in range(n):
-        r = rng.random()
-        key = API_KEYS[rng.randrange(len(API_KEYS))]
-        model = MODELS[rng.randrange(len(MODELS))]
-        t = i * ARRIVAL_S
-        prompt = rng.randint(20, 2000)
-        if r < P_PLAIN:
-            completion = rng.randint(1, 800)
-            lat_ms = rng.lognormvariate(math.log(400.0), 0.7)
-            work.append((PLAIN, t, key, model, prompt, completion, lat_ms / 1000.0, lat_ms,
-                         prompt + completion))
-        elif r < P_PLAIN + P_STREAM:
-            work.append((STREAM, t, key, model, prompt, STREAM_TOKENS,
-                         profiles[rng.randrange(N_PROFILES)], f"stream-{i}", None))
-        else:
-            status, etype, template = ERROR_KINDS[rng.randrange(len(ERROR_KINDS))]
-            lat_ms = rng.lognormvariate(math.log(50.0), 1.0)
-            msg = template.format(m=model, n=rng.randint(1, 99999))
-            work.append((ERROR, t, key, model, prompt, 0, lat_ms, lat_ms / 1000.0,
-                         (status, etype, msg)))
-    return work
+def otel_provider() -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    return MeterProvider(metric_readers=[InMemoryMetricReader()])
 
 
-def make_clock(kind: str) -> tuple[list[float], Callable[[], float]]:
-    cell = [0.0]
-    if kind == "virtual":
-        return cell, functools.partial(operator.getitem, cell, 0)
-    return cell, time.perf_counter
+def prepare(side: str, work: w.Work, clock_kind: str) -> tuple[Callable[[], None],
+                                                                 Callable[[], bytes]]:
+    """Fresh state for ``side``: (run the workload, scrape). Sides: seed, seed+otel, hub, floor,
+    floor-hub."""
+    cell, clock = w.make_clock(clock_kind)
+    if side.startswith("floor"):
+        f = w.Floor(hub=side == "floor-hub")
+        wt = w.totals(work)
+        return (lambda: w.run_floor(work, f, cell, clock)), (lambda: w.scrape_floor(f, wt))
+    name, _, otel = side.partition("+")
+    build, runner = w.PROJECT[name]
+    p = build(clock, otel_provider() if otel else None)
+    return (lambda: runner(work, p, cell)), (lambda: generate_latest(p["registry"]))
 
 
-# --- project: the five trackers on one registry ----------------------------------------------
-
-def build_project(clock: Callable[[], float]) -> dict[str, Any]:
-    reg = CollectorRegistry()
-    kw = dict(registry=reg, clock=clock)
-    return dict(registry=reg, metrics=MetricsTracker(**kw), cost=CostTracker(**kw),
-                models=ModelMetricsTracker(**kw), errors=ErrorMetricsTracker(**kw),
-                streaming=StreamingMetricsTracker(**kw))
-
-
-def run_project(work: list[tuple], p: dict[str, Any], cell: list[float]) -> None:
-    mt, ct, mo, et, st = p["metrics"], p["cost"], p["models"], p["errors"], p["streaming"]
-    ep = ENDPOINT
-    for kind, t, key, model, prompt, completion, x, y, z in work:
-        cell[0] = t
-        if kind == PLAIN:
-            mt.track_request(ep)
-            mt.track_response(ep, x)
-            mt.track_tokens(ep, z)
-            ct.record_usage(key, model, ep, prompt, completion)
-            mo.track_request(model, ep, prompt, completion, latency_ms=y)
-            et.record_success(ep, model)
-        elif kind == STREAM:
-            first, rest, end = x
-            st.start_stream(y, model, prompt)
-            cell[0] = t + first
-            st.record_token(y)
-            for off in rest:
-                cell[0] = t + off
-                st.record_token(y)
-            cell[0] = t + end
-            st.complete_stream(y)
-            ct.record_usage(key, model, ep, prompt, completion)
-            et.record_success(ep, model)
-        else:
-            status, etype, msg = z
-            et.record_error(ep, status, etype, msg, model=model, api_key=key)
-            mt.track_error(ep)
-            mo.track_request(model, ep, prompt, 0, latency_ms=x, error=True)
-
-
-def scrape_project(p: dict[str, Any], work_totals: tuple[int, int]) -> bytes:
-    return generate_latest(p["registry"])
-
-
-# --- floor: direct prometheus_client calls, children cached up front -------------------------
-
-class Floor:
-    """prometheus_client metrics made from the catalog specs, and their cached children."""
-
-    def __init__(self) -> None:
-        self.registry = reg = CollectorRegistry()
-        m: dict[str, Any] = {}
-        for spec in c.CATALOG:
-            name, labels = spec.full_name(), spec.labels
-            if spec.kind == "counter":
-                m[spec.name] = Counter(name, spec.help, labels, registry=reg)
-            elif spec.kind == "gauge":
-                m[spec.name] = Gauge(name, spec.help, labels, registry=reg)
-            else:
-                m[spec.name] = Histogram(name, spec.help, labels, registry=reg,
-                                         buckets=spec.buckets)
-        self.m = m
-
-        def per_model(spec: c.MetricSpec, *before: str, after: tuple[str, ...] = ()) -> dict:
-            return {mod: m[spec.name].labels(*before, mod, *after) for mod in MODELS}
-
-        self.ep_req = m[c.ENDPOINT_REQUESTS.name].labels(ENDPOINT)
-        self.ep_lat = m[c.ENDPOINT_LATENCY.name].labels(ENDPOINT)
-        self.ep_tok = m[c.ENDPOINT_TOKENS.name].labels(ENDPOINT)
-        self.ep_err = m[c.ENDPOINT_ERRORS.name].labels(ENDPOINT)
-        self.cost = {k: {mod: m[c.COST.name].labels(hash_key(k), mod) for mod in MODELS}
-                     for k in API_KEYS}
-        self.price = {mod: (DEFAULT_PRICES[mod].input, DEFAULT_PRICES[mod].output)
-                      for mod in MODELS}
-        self.tok_prompt = per_model(c.TOKENS, after=("prompt",))
-        self.tok_completion = per_model(c.TOKENS, after=("completion",))
-        self.duration = per_model(c.REQUEST_DURATION, ENDPOINT)
-        self.req_ok = per_model(c.REQUESTS, ENDPOINT, after=("success",))
-        self.req_err = per_model(c.REQUESTS, ENDPOINT, after=("error",))
-        self.errors = {etype: m[c.ERRORS.name].labels(ENDPOINT, etype, str(status))
-                       for status, etype, _ in ERROR_KINDS}
-        self.ttft = per_model(c.TTFT)
-        self.itl = per_model(c.ITL)
-        self.tpot = per_model(c.TPOT)
-        self.tps = per_model(c.TPS)
-        self.active = per_model(c.STREAMS_ACTIVE)
-        self.done = per_model(c.STREAMS, after=("completed",))
-        self.slo_name, self.objective = "availability", 0.999
-        m[c.SLO_OBJECTIVE.name].labels(self.slo_name).set(self.objective)
-        self.burn = {w: m[c.SLO_BURN_RATE.name].labels(self.slo_name, w)
-                     for w in c.BURN_RATE_WINDOWS}
-
-
-def build_floor(clock: Callable[[], float]) -> Floor:
-    return Floor()
-
-
-def run_floor(work: list[tuple], f: Floor, cell: list[float], clock: Callable[[], float]) -> None:
-    ep_req, ep_lat, ep_tok, ep_err = f.ep_req, f.ep_lat, f.ep_tok, f.ep_err
-    cost, price, tok_p, tok_c = f.cost, f.price, f.tok_prompt, f.tok_completion
-    duration, req_ok, req_err, errors = f.duration, f.req_ok, f.req_err, f.errors
-    ttft, itl, tpot, tps, active, done = f.ttft, f.itl, f.tpot, f.tps, f.active, f.done
-    n_gaps = STREAM_TOKENS - 1
-    for kind, t, key, model, prompt, completion, x, y, z in work:
-        cell[0] = t
-        if kind == PLAIN:
-            ep_req.inc()
-            ep_lat.observe(x)
-            ep_tok.inc(z)
-            pin, pout = price[model]
-            cost[key][model].inc((prompt * pin + completion * pout) / 1_000_000)
-            tok_p[model].inc(prompt)
-            tok_c[model].inc(completion)
-            duration[model].observe(x)
-            req_ok[model].inc()
-        elif kind == STREAM:
-            first_off, rest, end = x
-            start = clock()
-            active[model].inc()
-            cell[0] = t + first_off
-            first = last = clock()
-            ttft[model].observe(first - start)
-            h = itl[model]
-            for off in rest:
-                cell[0] = t + off
-                now = clock()
-                h.observe(now - last)
-                last = now
-            cell[0] = t + end
-            now = clock()
-            active[model].dec()
-            done[model].inc()
-            tps[model].observe(STREAM_TOKENS / (now - start))
-            tpot[model].observe((last - first) / n_gaps)
-            pin, pout = price[model]
-            cost[key][model].inc((prompt * pin + completion * pout) / 1_000_000)
-            tok_p[model].inc(prompt)
-            tok_c[model].inc(completion)
-            req_ok[model].inc()
-        else:
-            req_err[model].inc()
-            errors[z[1]].inc()
-            ep_err.inc()
-            duration[model].observe(y)
-
-
-def scrape_floor(f: Floor, work_totals: tuple[int, int]) -> bytes:
-    total, errs = work_totals  # what the floor would read off its own counters
-    for g in f.burn.values():
-        g.set(burn_rate(errs, total, f.objective))
-    return generate_latest(f.registry)
-
-
-# --- measuring -------------------------------------------------------------------------------
-
-def totals(work: list[tuple]) -> tuple[int, int]:
-    return len(work), sum(1 for w in work if w[0] == ERROR)
-
-
-def run_side(side: str, work: list[tuple], clock_kind: str) -> dict[str, Any]:
-    cell, clock = make_clock(clock_kind)
+def timed(side: str, work: w.Work, clock_kind: str) -> dict[str, Any]:
+    run, scrape = prepare(side, work, clock_kind)
     gc.collect()
-    if side == "project":
-        state: Any = build_project(clock)
-        t0 = time.perf_counter()
-        run_project(work, state, cell)
-        elapsed = time.perf_counter() - t0
-        scrape: Callable[..., bytes] = scrape_project
-    else:
-        state = build_floor(clock)
-        t0 = time.perf_counter()
-        run_floor(work, state, cell, clock)
-        elapsed = time.perf_counter() - t0
-        scrape = scrape_floor
-    wt = totals(work)
-    best, text = math.inf, b""
-    for _ in range(5):
-        s0 = time.perf_counter()
-        text = scrape(state, wt)
-        best = min(best, time.perf_counter() - s0)
-    return {"us": elapsed / len(work) * 1e6, "scrape_ms": best * 1e3, "bytes": len(text),
-            "text": text.decode()}
+    t0 = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - t0
+    return {"us": elapsed / len(work) * 1e6, "text": scrape().decode()}
 
 
-STREAM_HISTS = {c.TTFT.full_name(), c.ITL.full_name(), c.TPOT.full_name(), c.TPS.full_name()}
+def best_of(sides: list[str], work: w.Work, clock_kind: str, reps: int
+            ) -> tuple[dict[str, float], dict[str, str]]:
+    """Best us/request of each side over ``reps`` alternated rounds, and each side's scrape."""
+    best = {s: math.inf for s in sides}
+    texts: dict[str, str] = {}
+    for rep in range(reps):
+        for side in (sides if rep % 2 == 0 else sides[::-1]):
+            r = timed(side, work, clock_kind)
+            best[side] = min(best[side], r["us"])
+            texts[side] = r["text"]
+    return best, texts
 
 
-def samples(text: str) -> dict[tuple, float]:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(fam.name, s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def compare(project_text: str, floor_text: str, clock_kind: str) -> list[str]:
-    """Differences between the two scrapes; series only the floor has must be zero."""
-    p, f = samples(project_text), samples(floor_text)
-    diffs = []
-    for k, pv in p.items():
-        fam, name = k[0], k[1]
-        if k not in f:
-            diffs.append(f"only in project: {name}{dict(k[2])} = {pv}")
-            continue
-        if fam == c.SLO_BURN_RATE.full_name():
-            continue  # windowed in the project, whole-run in the floor
-        if clock_kind != "virtual" and fam in STREAM_HISTS and not name.endswith("_count"):
-            continue  # real clocks differ between the sides
-        fv = f[k]
-        if not math.isclose(pv, fv, rel_tol=1e-9, abs_tol=1e-12):
-            diffs.append(f"{name}{dict(k[2])}: project {pv!r} != floor {fv!r}")
-    for k, fv in f.items():
-        if k not in p and fv != 0:
-            diffs.append(f"only in floor: {k[1]}{dict(k[2])} = {fv}")
-    return diffs
-
+# --- RSS -------------------------------------------------------------------------------------
 
 def current_rss_bytes() -> tuple[int, str]:
     try:
@@ -376,43 +137,107 @@ def current_rss_bytes() -> tuple[int, str]:
 
 
 def rss_child(side: str, n: int, seed: int, clock_kind: str) -> None:
-    """Runs in a fresh process: RSS just before vs just after one run, trackers alive."""
-    work = make_workload(n, seed)
-    cell, clock = make_clock(clock_kind)
-    state: Any = build_project(clock) if side == "project" else build_floor(clock)
+    """Runs in a fresh process: RSS just before vs just after one run, state alive."""
+    work = w.make_workload(n, seed)
+    run, _ = prepare(side, work, clock_kind)
     gc.collect()
     before, how = current_rss_bytes()
-    if side == "project":
-        run_project(work, state, cell)
-    else:
-        run_floor(work, state, cell, clock)
+    run()
     gc.collect()
     after, _ = current_rss_bytes()
     print(json.dumps({"mb": (after - before) / 2**20, "how": how}))
 
 
 def measure_rss(side: str, n: int, seed: int, clock_kind: str) -> tuple[float, str]:
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", side, str(n),
-                          "--seed", str(seed), "--clock", clock_kind],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, SCRIPT, "--rss-child", side, str(n), "--seed",
+                          str(seed), "--clock", clock_kind], check=True, capture_output=True,
+                         text=True)
     d = json.loads(out.stdout.strip().splitlines()[-1])
     return d["mb"], d["how"]
 
 
+# --- per token -------------------------------------------------------------------------------
+
+def token_costs(streams: int, reps: int) -> dict[str, float]:
+    """Median us per token: blocks of one stream's 49 gaps each, timed with perf_counter_ns;
+    the lowest median of ``reps`` rounds (project, floor and hub alternated).
+
+    Clock: time.monotonic, StreamingMetricsTracker's default (a C call, ~40 ns). The first token
+    of each stream (its TTFT) is outside the timed block; every timed token is an ITL gap.
+    """
+    gaps = w.STREAM_TOKENS - 1
+    models = w.MODELS
+    clock = time.monotonic
+    ns = time.perf_counter_ns
+
+    def project() -> list[float]:
+        st = StreamingMetricsTracker(clock=clock)
+        out = []
+        for i in range(streams):
+            sid = f"s{i}"
+            st.start_stream(sid, models[i % 3], 10)
+            rt = st.record_token
+            rt(sid)
+            t0 = ns()
+            for _ in range(gaps):
+                rt(sid)
+            out.append((ns() - t0) / gaps)
+            st.complete_stream(sid)
+        return out
+
+    def hub() -> list[float]:
+        t = Telemetry(registry=prometheus_client.CollectorRegistry(), clock=clock)
+        out = []
+        for i in range(streams):
+            sid = f"s{i}"
+            t.start_stream(sid, endpoint=w.ENDPOINT, model=models[i % 3], prompt_tokens=10)
+            tok = t.stream_token
+            tok(sid)
+            t0 = ns()
+            for _ in range(gaps):
+                tok(sid)
+            out.append((ns() - t0) / gaps)
+            t.finish_stream(sid)
+        return out
+
+    def floor() -> list[float]:
+        h = Histogram("itl", "itl", ["model"], registry=prometheus_client.CollectorRegistry(),
+                      buckets=w.c.ITL.buckets)
+        children = [h.labels(m) for m in models]
+        out = []
+        for i in range(streams):
+            child = children[i % 3]
+            last = clock()
+            t0 = ns()
+            for _ in range(gaps):
+                now = clock()
+                child.observe(now - last)
+                last = now
+            out.append((ns() - t0) / gaps)
+        return out
+
+    best = {"project": math.inf, "floor": math.inf, "hub": math.inf}
+    for _ in range(reps):
+        for name, fn in (("project", project), ("floor", floor), ("hub", hub)):
+            gc.collect()
+            best[name] = min(best[name], statistics.median(fn()) / 1000)
+    return best
+
+
+# --- profile ---------------------------------------------------------------------------------
+
 def profile(n: int, seed: int, clock_kind: str, top: int) -> None:
-    work = make_workload(n, seed)
-    cell, clock = make_clock(clock_kind)
-    p = build_project(clock)
+    work = w.make_workload(n, seed)
+    run, _ = prepare("seed", work, clock_kind)
     gc.collect()
     prof = cProfile.Profile()
     prof.enable()
-    run_project(work, p, cell)
+    run()
     prof.disable()
-    st = pstats.Stats(prof)
-    stats = st.stats  # type: ignore[attr-defined]
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in stats.values())
     rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)
-    print(f"cProfile of the project side, {n} requests, clock={clock_kind}; "
+    print(f"cProfile of the seed-API side, {n} requests, clock={clock_kind}; "
           f"total tottime {total:.3f} s (profiler overhead included)")
     print(f"{'ncalls':>9} {'tottime s':>9} {'share':>6} {'cumtime s':>9}  function")
     for (file, line, func), (cc, nc, tt, ct, _) in rows[:top]:
@@ -422,6 +247,8 @@ def profile(n: int, seed: int, clock_kind: str, top: int) -> None:
         print(f"{nc:>9} {tt:>9.3f} {tt / total:>6.1%} {ct:>9.3f}  {where}")
 
 
+# --- report ----------------------------------------------------------------------------------
+
 def _version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
@@ -429,114 +256,179 @@ def _version(dist: str) -> str:
         return "?"
 
 
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class Report:
+    """Collects target checks; prints them as one table."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, bool]] = []
+
+    def check(self, name: str, value: float, limit: float, fmt: str, unit: str = "") -> None:
+        self.rows.append((name, format(value, fmt) + unit, "<= " + format(limit, "g") + unit,
+                          value <= limit))
+
+    def must(self, name: str, ok: bool, detail: str) -> None:
+        self.rows.append((name, detail, "", ok))
+
+    def print(self) -> int:
+        print(f"{'target':<44} {'value':>11} {'limit':>11}  result")
+        print("-" * 76)
+        for name, value, limit, ok in self.rows:
+            print(f"{name:<44} {value:>11} {limit:>11}  {'ok' if ok else 'MISSED'}")
+        return sum(not ok for *_, ok in self.rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000],
-                    help="requests per run (default: 20000 200000)")
-    ap.add_argument("--reps", type=int, default=3, help="runs per side and size; best is kept")
-    ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--sizes", type=int, nargs="+", help="requests per run (default: 2000 "
+                    "20000 200000; --quick: 2000 20000)")
+    ap.add_argument("--reps", type=int, help="runs per side; best is kept (default 3, quick 2)")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer sizes and reps, smaller scrape and multiprocess sections")
+    ap.add_argument("--seed", type=int, default=w.SEED)
     ap.add_argument("--clock", choices=("virtual", "perf_counter"), default="virtual")
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--no-rss", action="store_true", help="skip the RSS child processes")
     ap.add_argument("--profile", action="store_true",
-                    help="only cProfile the project side (--profile-size requests) and exit")
+                    help="only cProfile the seed-API side (--profile-size requests) and exit")
     ap.add_argument("--profile-size", type=int, default=20_000)
     ap.add_argument("--profile-top", type=int, default=15)
     ap.add_argument("--rss-child", nargs=2, metavar=("SIDE", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--mp-worker", type=int, metavar="N", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     prometheus_client.disable_created_metrics()  # the project exports no *_created series
     if args.rss_child:
         rss_child(args.rss_child[0], int(args.rss_child[1]), args.seed, args.clock)
         return 0
+    if args.mp_worker:
+        scale.mp_worker(args.mp_worker, args.seed)
+        return 0
     if args.profile:
         profile(args.profile_size, args.seed, args.clock, args.profile_top)
         return 0
 
-    sizes = sorted(set(args.sizes))
-    print(f"python {platform.python_version()}, prometheus_client {_version('prometheus_client')}, "
-          f"fakeai-metrics {_version('fakeai-metrics')}, {os.cpu_count()} CPUs, seed {args.seed}")
-    if args.clock == "virtual":
-        print("clock: virtual, functools.partial(operator.getitem, cell, 0); the driver sets "
-              f"cell[0] per event (arrivals {ARRIVAL_S * 1e3:g} ms apart)")
-    else:
-        print("clock: time.perf_counter")
-    print(f"timing: best of {args.reps}, project/floor alternated, fresh trackers and registry "
-          "per run; scrape: best of 5 generate_latest")
-    results: dict[int, dict[str, Any]] = {}
-    rss_how = ""
-    for n in sizes:
-        work = make_workload(n, args.seed)
-        mix = [sum(1 for w in work if w[0] == k) for k in (PLAIN, STREAM, ERROR)]
-        best: dict[str, dict[str, Any]] = {}
-        diffs: list[str] = []
-        for rep in range(args.reps):
-            order = ("project", "floor") if rep % 2 == 0 else ("floor", "project")
-            runs = {side: run_side(side, work, args.clock) for side in order}
-            diffs = diffs or compare(runs["project"]["text"], runs["floor"]["text"], args.clock)
-            for side, r in runs.items():
-                scrape_ms = min(r["scrape_ms"], best.get(side, r)["scrape_ms"])
-                if side not in best or r["us"] < best[side]["us"]:
-                    best[side] = r
-                best[side]["scrape_ms"] = scrape_ms
-        res = {"mix": mix, "best": best, "diffs": diffs}
-        if not args.no_rss:
-            res["rss_project"], rss_how = measure_rss("project", n, args.seed, args.clock)
-            res["rss_floor"], _ = measure_rss("floor", n, args.seed, args.clock)
-        results[n] = res
-        print(f"  done {n}: mix plain/stream/error = {mix[0]}/{mix[1]}/{mix[2]}", flush=True)
+    quick = args.quick
+    sizes = sorted(set(args.sizes or ([2_000, 20_000] if quick else [2_000, 20_000, 200_000])))
+    reps = args.reps or (2 if quick else 3)
+    mid = 20_000 if 20_000 in sizes else sizes[-1]  # where Telemetry and OTel run
+    started = time.perf_counter()
+    print(f"python {platform.python_version()}, prometheus_client {_version('prometheus_client')}"
+          f", opentelemetry-sdk {_version('opentelemetry-sdk')}, fakeai-metrics "
+          f"{_version('fakeai-metrics')}; {os.cpu_count()} CPUs ({_cpu()}), "
+          f"{platform.system()} {platform.release()}; seed {args.seed}")
+    print(f"clock: {args.clock}; timing: best of {reps}, sides alternated, fresh state per run")
+    report = Report()
 
-    if rss_how:
-        print(f"RSS: {rss_how}, fresh child process per side and size, after gc, "
-              "before vs after the run with trackers alive")
+    # --- workloads: seed API (and OTel at `mid`), Telemetry at `mid` ---
+    rows = []
+    results: dict[int, dict[str, float]] = {}
+    for n in sizes:
+        work = w.make_workload(n, args.seed)
+        sides = ["seed", "floor"] + (["seed+otel"] if n == mid else [])
+        best, texts = best_of(sides, work, args.clock, reps)
+        results[n] = best
+        for side in sides[::2]:
+            diffs = w.compare(texts[side], texts["floor"], args.clock)
+            rows.append((side, n, best[side], best["floor"], diffs))
+        if n == mid:
+            hbest, htexts = best_of(["hub", "floor-hub"], work, args.clock, reps)
+            diffs = w.compare(htexts["hub"], htexts["floor-hub"], args.clock)
+            rows.append(("hub", n, hbest["hub"], hbest["floor-hub"], diffs))
+        print(f"  done {n}: mix plain/stream/error = {'/'.join(map(str, w.mix(work)))}",
+              flush=True)
+    labels = {"seed": "seed API (five trackers)", "seed+otel": "seed API + OTel MeterProvider",
+              "hub": "Telemetry one-call paths"}
     print()
-    head = (f"{'requests':>9} | {'project us/req':>14} | {'floor us/req':>12} | "
-            f"{'proj/floor':>10} | {'proj RSS+ MB':>12} | {'floor RSS+ MB':>13} | "
-            f"{'proj scrape ms':>14} | {'proj bytes':>10} | {'floor scrape ms':>15} | "
-            f"{'floor bytes':>11} | match")
+    head = (f"{'workload':<30} | {'requests':>8} | {'project us/req':>14} | "
+            f"{'floor us/req':>12} | {'ratio':>5} | match")
     print(head)
     print("-" * len(head))
-    for n, r in results.items():
-        p, f = r["best"]["project"], r["best"]["floor"]
-        rp = f"{r['rss_project']:12.2f}" if "rss_project" in r else f"{'-':>12}"
-        rf = f"{r['rss_floor']:13.2f}" if "rss_floor" in r else f"{'-':>13}"
-        match = "yes" if not r["diffs"] else f"NO ({len(r['diffs'])})"
-        print(f"{n:>9} | {p['us']:14.2f} | {f['us']:12.2f} | {p['us'] / f['us']:10.2f} | "
-              f"{rp} | {rf} | {p['scrape_ms']:14.3f} | {p['bytes']:10} | "
-              f"{f['scrape_ms']:15.3f} | {f['bytes']:11} | {match}")
-    for n, r in results.items():
-        for d in r["diffs"][:5]:
-            print(f"  mismatch @{n}: {d}")
+    for side, n, p_us, f_us, diffs in rows:
+        match = "yes" if not diffs else f"NO ({len(diffs)})"
+        print(f"{labels[side]:<30} | {n:>8} | {p_us:14.2f} | {f_us:12.2f} | "
+              f"{p_us / f_us:5.2f} | {match}")
+    for side, n, _, _, diffs in rows:
+        for d in diffs[:5]:
+            print(f"  mismatch {side} @{n}: {d}")
 
-    # --- targets ---
+    if mid in results:
+        r = results[mid]
+        report.check(f"seed API / floor @{mid}", r["seed"] / r["floor"], TARGET_RATIO, ".2f", "x")
+        report.check(f"OTel attached / floor @{mid}", r["seed+otel"] / r["floor"],
+                     TARGET_OTEL_RATIO, ".2f", "x")
     largest = sizes[-1]
-    base = next((s for s in sizes if s >= 20_000 and s < largest), sizes[0])
-    checks = []
-    for n, r in results.items():
-        if n >= 20_000 or n == largest:
-            ratio = r["best"]["project"]["us"] / r["best"]["floor"]["us"]
-            checks.append((f"project/floor @{n}", ratio, TARGET_RATIO, ""))
-    if base != largest:
-        flat = results[largest]["best"]["project"]["us"] / results[base]["best"]["project"]["us"]
-        checks.append((f"flat project {largest}/{base}", flat, TARGET_FLAT, ""))
-    for n, r in results.items():
-        if "rss_project" in r and (n >= 20_000 or n == largest):
-            checks.append((f"project RSS growth @{n}", r["rss_project"], TARGET_RSS_MB, " MB"))
-    print()
-    print(f"{'target':<30} {'value':>10} {'limit':>8}  result")
-    missed = 0
-    for name, value, limit, unit in checks:
-        ok = value <= limit
-        missed += not ok
-        value_s, limit_s = format(value, ".2f") + unit, "<= " + format(limit, "g") + unit
-        print(f"{name:<30} {value_s:>10} {limit_s:>8}  {'ok' if ok else 'MISSED'}")
-    mismatched = any(r["diffs"] for r in results.values())
-    if mismatched:
-        print("catalog mismatch between project and floor: the comparison is not like for like")
-    if args.check and (missed or mismatched):
-        return 1
-    return 0
+    if largest > mid:
+        report.check(f"seed API us/req {largest} / {mid}",
+                     results[largest]["seed"] / results[mid]["seed"], TARGET_FLAT, ".2f")
+    if not args.no_rss:
+        rss, how = measure_rss("seed", largest, args.seed, args.clock)
+        rss_floor, _ = measure_rss("floor", largest, args.seed, args.clock)
+        print(f"\nRSS growth over {largest} requests ({how}, fresh child, after gc, state "
+              f"alive): seed API {rss:.2f} MB, floor {rss_floor:.2f} MB")
+        report.check(f"RSS growth over {largest} requests", rss, TARGET_RSS_MB, ".2f", " MB")
+    report.must("scrapes match the floor (series and values)", not any(r[4] for r in rows),
+                "yes" if not any(r[4] for r in rows) else "NO")
+
+    # --- per token ---
+    tok = token_costs(streams=1000, reps=5 if quick else 9)  # ~0.1 s a rep: many cheap reps
+    print(f"\nper token, median us over blocks of {w.STREAM_TOKENS - 1} gaps (clock "
+          f"time.monotonic): record_token {tok['project']:.3f}, prometheus_client "
+          f"Histogram.observe (floor) {tok['floor']:.3f}, Telemetry.stream_token "
+          f"{tok['hub']:.3f}")
+    report.check("record_token median us", tok["project"], TARGET_TOKEN_US, ".3f")
+
+    # --- scrape scaling ---
+    key_counts = [25, 100] if quick else [25, 50, 100]
+    srows = scale.scrape_scaling(100, key_counts, reps=3 if quick else 5)
+    print("\nscrape: generate_latest, best of 3-5; one plain request per (model, key), 100 models")
+    head = (f"{'cost series':>11} | {'samples':>7} | {'project ms':>10} | {'floor ms':>8} | "
+            f"{'ratio':>5} | {'project bytes':>13} | {'floor bytes':>11} | match")
+    print(head)
+    print("-" * len(head))
+    for r in srows:
+        print(f"{r['cost_series']:>11} | {r['samples']:>7} | {r['project_ms']:10.2f} | "
+              f"{r['floor_ms']:8.2f} | {r['project_ms'] / r['floor_ms']:5.2f} | "
+              f"{r['project_bytes']:>13} | {r['floor_bytes']:>11} | "
+              f"{'yes' if not r['diffs'] else 'NO'}")
+    lo, hi = srows[0], srows[-1]
+    report.check(f"scrape ms, {hi['samples']} samples", hi["project_ms"], TARGET_SCRAPE_MS,
+                 ".1f", "")
+    per_series = (hi["project_ms"] / hi["samples"]) / (lo["project_ms"] / lo["samples"])
+    report.check(f"scrape ms/sample {hi['samples']} vs {lo['samples']}", per_series,
+                 TARGET_LINEAR, ".2f")
+    report.must("scrape-scaling series match the floor", not any(r["diffs"] for r in srows),
+                "yes" if not any(r["diffs"] for r in srows) else "NO")
+
+    # --- multiprocess ---
+    mp = scale.multiprocess_scrape(SCRIPT, workers=4, n_per_worker=2_000 if quick else 5_000,
+                                   seed=args.seed, reps=5)
+    print(f"\nmultiprocess: {mp['workers']} workers x {mp['requests'] // mp['workers']} "
+          f"requests ({mp['files']} files): scrape {mp['mp_ms']:.2f} ms, {mp['mp_bytes']} bytes; "
+          f"one ordinary process with all {mp['requests']}: {mp['single_ms']:.2f} ms, "
+          f"{mp['single_bytes']} bytes; one worker in multiprocess mode with all of them: "
+          f"{mp['mp_one_ms']:.2f} ms; recording in a worker {mp['mp_record_us']:.1f} us/req")
+    report.check(f"multiprocess scrape {mp['workers']} workers / single", mp["mp_ms"] /
+                 mp["single_ms"], TARGET_MP_RATIO, ".2f", "x")
+
+    print(f"\nbench time {time.perf_counter() - started:.0f} s\n")
+    missed = report.print()
+    if mid in results:
+        ratio = results[mid]["seed"] / results[mid]["floor"]
+        print(f"(long-run goal seed API / floor <= {GOAL_RATIO}: "
+              f"{'reached' if ratio <= GOAL_RATIO else 'not yet'}, {ratio:.2f})")
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from . import catalog as c
 from . import validation as v
@@ -87,25 +87,53 @@ class Budget:
 
 @dataclass
 class _KeyUsage:
-    """In-process totals of one key; ``clear_history`` forgets them."""
+    """In-process totals of one key; ``clear_history`` forgets them.
+
+    Its spend by model is not kept here: the exported ``cost_usd_total{api_key, model}`` counter
+    holds exactly that sum.
+    """
 
     cost: float = 0.0
     requests: int = 0
     prompt: int = 0
     completion: int = 0
     cached: int = 0
-    by_model: dict[str, float] = field(default_factory=dict)
     by_endpoint: dict[str, float] = field(default_factory=dict)
 
-    def add(self, model: str, endpoint: str, cost: float, prompt: int, completion: int,
-            cached: int) -> None:
+    def add(self, endpoint: str, cost: float, prompt: int, completion: int, cached: int) -> None:
         self.cost += cost
         self.requests += 1
         self.prompt += prompt
         self.completion += completion
         self.cached += cached
-        self.by_model[model] = self.by_model.get(model, 0.0) + cost
         self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0.0) + cost
+
+
+class _ModelRoute(NamedTuple):
+    """What billing a model needs, resolved from ``CostTracker.prices`` once per model name (at
+    most 10,000 names are kept): its price, whether it was found, and the label tuples its token
+    and unpriced series are keyed by."""
+
+    price: Price
+    known: bool
+    prompt: tuple[str, str]
+    completion: tuple[str, str]
+    cached: tuple[str, str]
+    unpriced: tuple[str]
+
+
+def _check_usage(model: object, endpoint: object, prompt_tokens: object,
+                 completion_tokens: object, cached_tokens: object) -> None:
+    """The full checks of ``record_usage``'s arguments, in order; raises on the first bad one."""
+    v.label("model", model)
+    v.label("endpoint", endpoint)
+    v.tokens("prompt_tokens", prompt_tokens)
+    v.tokens("completion_tokens", completion_tokens)
+    v.tokens("cached_tokens", cached_tokens)
+    if cached_tokens > prompt_tokens:  # type: ignore[operator]
+        raise v.InvalidMetricInput(
+            f"cached_tokens ({cached_tokens}) is part of prompt_tokens ({prompt_tokens})"
+            " and cannot exceed it")
 
 
 class CostTracker(Tracker):
@@ -119,6 +147,7 @@ class CostTracker(Tracker):
         self.prices = PriceTable(prices, fallback_price)
         self.key_ids = key_ids or KeyIds()
         self._usage: dict[str, _KeyUsage] = {}
+        self._routes: dict[str, _ModelRoute] = {}
         self._budgets: dict[str, Budget] = {}
         self._cost = self._instrument(c.COST)
         self._tokens = self._instrument(c.TOKENS)
@@ -137,40 +166,51 @@ class CostTracker(Tracker):
                      completion_tokens: int, cached_tokens: int = 0,
                      metadata: Mapping[str, Any] | None = None) -> float:
         """Bill one request; returns its cost in USD."""
-        v.label("model", model)
-        v.label("endpoint", endpoint)
-        v.tokens("prompt_tokens", prompt_tokens)
-        v.tokens("completion_tokens", completion_tokens)
-        v.tokens("cached_tokens", cached_tokens)
-        if cached_tokens > prompt_tokens:
-            raise v.InvalidMetricInput(
-                f"cached_tokens ({cached_tokens}) is part of prompt_tokens ({prompt_tokens})"
-                " and cannot exceed it")
-        key = self.key_ids(v.label("api_key", api_key))
-        price, known = self.prices.price(model)
-        cost = price.cost(prompt_tokens, completion_tokens, cached_tokens)
-        now = self._clock()
-        with self._lock:
+        # Cheap checks of the common case; anything else gets the full checks, which raise the
+        # same error they always did (or accept, e.g. an int subclass).
+        if not (type(model) is str and model and type(endpoint) is str and endpoint
+                and type(prompt_tokens) is int and type(completion_tokens) is int
+                and type(cached_tokens) is int
+                and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
+                and 0 <= completion_tokens <= v.MAX_TOKENS):
+            _check_usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
+        key = self.key_ids(api_key)  # checks a key it has not seen yet
+        route = self._routes.get(model) or self._route(model)
+        cost = route.price.cost(prompt_tokens, completion_tokens, cached_tokens)
+        series = (key, model)
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
             usage = self._usage.get(key)
             if usage is None:
                 usage = self._usage[key] = _KeyUsage()
-            usage.add(model, endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
-            self._cost.inc((key, model), cost)
+            usage.add(endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
+            self._cost.inc(series, cost)
             tokens = self._tokens
-            tokens.inc((model, "prompt"), prompt_tokens)
-            tokens.inc((model, "completion"), completion_tokens)
+            tokens.inc(route.prompt, prompt_tokens)
+            tokens.inc(route.completion, completion_tokens)
             if cached_tokens:
-                tokens.inc((model, "cached"), cached_tokens)
-            if not known:
-                self._unpriced.inc((model,))
+                tokens.inc(route.cached, cached_tokens)
+            if not route.known:
+                self._unpriced.inc(route.unpriced)
             budget = self._budgets.get(key)
             if budget is not None:
-                budget.roll(now)
+                budget.roll(self._clock())
                 budget.spent += cost
                 self._spent.set((key,), budget.spent)
+        finally:
+            lock.release()
         if self._otel is not None:
             self._otel.usage(endpoint, model, key, prompt_tokens, completion_tokens, cost)
         return cost
+
+    def _route(self, model: str) -> _ModelRoute:
+        price, known = self.prices.price(model)
+        route = _ModelRoute(price, known, (model, "prompt"), (model, "completion"),
+                            (model, "cached"), (model,))
+        if len(self._routes) < 10_000:
+            self._routes[model] = route
+        return route
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import CostInstruments
@@ -248,7 +288,7 @@ class CostTracker(Tracker):
                 "requests": u.requests,
                 "tokens": {"prompt_tokens": u.prompt, "completion_tokens": u.completion,
                            "cached_tokens": u.cached, "total_tokens": u.prompt + u.completion},
-                "by_model": dict(u.by_model),
+                "by_model": {m: cost for (k, m), cost in self._cost.values.items() if k == key},
                 "by_endpoint": dict(u.by_endpoint),
                 "budget": budget.view() if budget else None,
             }
@@ -256,9 +296,8 @@ class CostTracker(Tracker):
     def get_cost_by_model(self) -> dict[str, float]:
         with self._lock:
             out: dict[str, float] = {}
-            for u in self._usage.values():
-                for model, cost in u.by_model.items():
-                    out[model] = out.get(model, 0.0) + cost
+            for (_, model), cost in self._cost.values.items():
+                out[model] = out.get(model, 0.0) + cost
             return out
 
     def get_cost_by_endpoint(self) -> dict[str, float]:

@@ -83,61 +83,84 @@ class MetricsTracker(Tracker):
         self._ttft = Histogram(c.TTFT)  # in-process only
         self._tps = Histogram(c.TPS)  # in-process only
 
-    def _window(self, kind: str, endpoint: str) -> _Window:
-        windows = self._windows[kind]
-        w = windows.get(endpoint)
+    def _slot(self, kind: str, endpoint: str, now: float) -> _Slot:
+        """The running slot of the endpoint's window of this kind (the window made on first use)."""
+        w = self._windows[kind].get(endpoint)
         if w is None:
-            w = windows[endpoint] = _Window(self.window_seconds, per_sum=kind == "tokens")
-        return w
-
-    def _add(self, kind: str, endpoint: str, now: float, value: float | None = None) -> None:
-        slot = self._window(kind, endpoint).ring.slot(now)
-        slot.events += 1
-        if value is not None:
-            slot.values.add(bisect_left(self._grid(kind), value), value)
+            w = self._windows[kind][endpoint] = _Window(self.window_seconds, kind == "tokens")
+        return w.ring.slot(now)
 
     def _grid(self, kind: str) -> tuple[float, ...]:
         return self._latency.grid if kind == "responses" else _PLAIN_GRID
 
     # --- requests ----------------------------------------------------------------------------
+    # Each call checks the common case cheaply and leaves anything else to the full checks of
+    # validation.py, which raise the same error they always did (or accept and convert).
 
     def track_request(self, endpoint: str) -> None:
-        v.label("endpoint", endpoint)
+        if type(endpoint) is not str or not endpoint:
+            v.label("endpoint", endpoint)
         now = self._clock()
-        with self._lock:
-            self._add("requests", endpoint, now)
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._slot("requests", endpoint, now).events += 1
             self._requests.inc((endpoint,))
+        finally:
+            lock.release()
 
     def track_response(self, endpoint: str, latency: float | None = None) -> None:
         """A response; ``latency`` in seconds (None: counted, no latency)."""
-        v.label("endpoint", endpoint)
-        if latency is not None:
-            latency = v.seconds("latency", latency)
+        if not (type(endpoint) is str and endpoint and (
+                latency is None or type(latency) is float and 0.0 <= latency <= v.MAX_SECONDS)):
+            v.label("endpoint", endpoint)
+            if latency is not None:
+                latency = v.seconds("latency", latency)
         now = self._clock()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
             self._response(endpoint, now, latency)
+        finally:
+            lock.release()
 
     def _response(self, endpoint: str, now: float, latency: float | None) -> None:
-        self._add("responses", endpoint, now, latency)
+        slot = self._slot("responses", endpoint, now)
+        slot.events += 1
         if latency is not None:
+            slot.values.add(bisect_left(self._latency.grid, latency), latency)
             self._latency.observe((endpoint,), latency)
 
     def track_tokens(self, endpoint: str, count: int) -> None:
-        v.label("endpoint", endpoint)
-        v.tokens("count", count)
+        if not (type(endpoint) is str and endpoint and type(count) is int
+                and 0 <= count <= v.MAX_TOKENS):
+            v.label("endpoint", endpoint)
+            v.tokens("count", count)
         now = self._clock()
-        with self._lock:
-            self._add("tokens", endpoint, now, float(count))
+        value = float(count)
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            slot = self._slot("tokens", endpoint, now)
+            slot.events += 1
+            slot.values.add(bisect_left(_PLAIN_GRID, value), value)
             self._tokens.inc((endpoint,), count)
+        finally:
+            lock.release()
 
     def track_error(self, endpoint: str) -> None:
-        v.label("endpoint", endpoint)
+        if type(endpoint) is not str or not endpoint:
+            v.label("endpoint", endpoint)
         now = self._clock()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
             self._error(endpoint, now)
+        finally:
+            lock.release()
 
     def _error(self, endpoint: str, now: float) -> None:
-        self._add("errors", endpoint, now)
+        self._slot("errors", endpoint, now).events += 1
         self._errors.inc((endpoint,))
 
     # --- streams -----------------------------------------------------------------------------
@@ -159,7 +182,9 @@ class MetricsTracker(Tracker):
     def track_stream_token(self, stream_id: str) -> None:
         """A token; the first one a stream sees sets its TTFT. Unknown ids are ignored."""
         now = self._clock()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
             s = self._streams.get(stream_id)
             if s is None:
                 return
@@ -167,6 +192,8 @@ class MetricsTracker(Tracker):
                 s.first = now
             s.last = now
             s.tokens += 1
+        finally:
+            lock.release()
 
     def complete_stream(self, stream_id: str, endpoint: str | None = None) -> None:
         self._finish(stream_id, "completed")

@@ -110,12 +110,19 @@ class ErrorMetricsTracker(Tracker):
     # --- recording ---------------------------------------------------------------------------
 
     def record_success(self, endpoint: str, model: str | None = None) -> None:
-        v.label("endpoint", endpoint)
-        key = (endpoint, UNKNOWN_MODEL if model is None else v.label("model", model), "success")
+        if not (type(endpoint) is str and endpoint and type(model) is str and model):
+            # not the common case: the full checks raise the same error they always did
+            v.label("endpoint", endpoint)
+            model = UNKNOWN_MODEL if model is None else v.label("model", model)
+        key = (endpoint, model, "success")
         now = self._clock()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
             self._ring.slot(now)[0] += 1
             self._requests.inc(key)
+        finally:
+            lock.release()
         if self._otel is not None:
             self._otel.success(endpoint, key[1])
 

@@ -30,7 +30,6 @@ class _ModelStats:
     prompt: int = 0
     completion: int = 0
     errors: int = 0
-    cost: float = 0.0
     first: float = 0.0
     last: float = 0.0
     endpoints: dict[str, int] = field(default_factory=dict)
@@ -55,16 +54,20 @@ class ModelMetricsTracker(Tracker):
                       completion_tokens: int = 0, latency_ms: float | None = None,
                       user: str | None = None, error: bool = False) -> None:
         """One finished request; ``latency_ms`` None means not measured (not observed)."""
-        v.label("model", model)
-        v.label("endpoint", endpoint)
-        v.tokens("prompt_tokens", prompt_tokens)
-        v.tokens("completion_tokens", completion_tokens)
-        if latency_ms is not None:
-            latency_ms = v.milliseconds("latency_ms", latency_ms)
+        # Cheap checks of the common case; anything else gets the full checks, which raise the
+        # same error they always did (or accept and convert, e.g. an int latency).
+        if not (type(model) is str and model and type(endpoint) is str and endpoint
+                and type(prompt_tokens) is int and 0 <= prompt_tokens <= v.MAX_TOKENS
+                and type(completion_tokens) is int and 0 <= completion_tokens <= v.MAX_TOKENS
+                and (latency_ms is None or type(latency_ms) is float
+                     and 0.0 <= latency_ms <= v.MAX_SECONDS * 1000)):
+            latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
+                                        latency_ms)
         user_id = self.key_ids(user, "user") if user is not None else None
-        cost = self.prices.price(model)[0].cost(prompt_tokens, completion_tokens)
         now = self._clock()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
             st = self._models.get(model)
             if st is None:
                 st = self._models[model] = _ModelStats(first=now)
@@ -72,7 +75,6 @@ class ModelMetricsTracker(Tracker):
             st.prompt += prompt_tokens
             st.completion += completion_tokens
             st.errors += bool(error)
-            st.cost += cost
             st.last = now
             st.endpoints[endpoint] = st.endpoints.get(endpoint, 0) + 1
             if user_id is not None:
@@ -81,6 +83,8 @@ class ModelMetricsTracker(Tracker):
                 st.users[user_id] = st.users.get(user_id, 0) + 1
             if latency_ms is not None:
                 self._duration.observe((endpoint, model), latency_ms / 1000.0)
+        finally:
+            lock.release()
         if self._otel is not None and latency_ms is not None:
             self._otel.request(endpoint, model, latency_ms / 1000.0, bool(error))
 
@@ -89,6 +93,10 @@ class ModelMetricsTracker(Tracker):
         return ModelInstruments(meter, provider_name)
 
     # --- reading -----------------------------------------------------------------------------
+
+    def _cost(self, model: str, st: _ModelStats) -> float:
+        """The model's spend, priced from its summed tokens (cost is linear in tokens)."""
+        return self.prices.price(model)[0].cost(st.prompt, st.completion)
 
     def _latency(self, model: str) -> Distribution:
         total = Distribution()
@@ -104,6 +112,7 @@ class ModelMetricsTracker(Tracker):
             if st is None:
                 return {"model": model, "request_count": 0, "error": "Model not found"}
             lat = self._latency(model)
+            cost = self._cost(model, st)
             latency = {"avg_ms": lat.mean * 1000,
                        "min_ms": lat.min * 1000 if lat.count else 0.0,
                        "max_ms": lat.max * 1000 if lat.count else 0.0}
@@ -117,7 +126,7 @@ class ModelMetricsTracker(Tracker):
                            "total": st.prompt + st.completion},
                 "latency": latency,
                 "errors": {"count": st.errors, "rate_percent": st.errors / st.requests * 100},
-                "cost": {"total_usd": st.cost, "per_request_usd": st.cost / st.requests},
+                "cost": {"total_usd": cost, "per_request_usd": cost / st.requests},
                 "endpoints": dict(st.endpoints),
                 "users": dict(st.users),
                 "uptime_seconds": st.last - st.first,
@@ -132,7 +141,7 @@ class ModelMetricsTracker(Tracker):
 
     def get_cost_by_model(self) -> dict[str, float]:
         with self._lock:
-            return {m: st.cost for m, st in self._models.items()}
+            return {m: self._cost(m, st) for m, st in self._models.items()}
 
     def compare_models(self, model1: str, model2: str) -> dict[str, Any]:
         a, b = self.get_model_stats(model1), self.get_model_stats(model2)
@@ -179,3 +188,13 @@ class ModelMetricsTracker(Tracker):
         with self._lock:
             self._models.clear()
             self._duration.clear()
+
+
+def _check_request(model: object, endpoint: object, prompt_tokens: object,
+                   completion_tokens: object, latency_ms: object) -> float | None:
+    """The full checks of ``track_request``'s arguments, in order; the latency as a float."""
+    v.label("model", model)
+    v.label("endpoint", endpoint)
+    v.tokens("prompt_tokens", prompt_tokens)
+    v.tokens("completion_tokens", completion_tokens)
+    return None if latency_ms is None else v.milliseconds("latency_ms", latency_ms)

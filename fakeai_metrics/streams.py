@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from .instruments import Distribution
+
 
 class OpenStream:
     """Start, first and last token times and the token count of one stream.
 
-    ``key`` is the label tuple the stream reports under (its model or endpoint).
+    ``key`` is the label tuple the stream reports under (its model or endpoint). ``itl`` is the
+    inter-token-latency series the stream's gaps go to, remembered at its first gap so that later
+    tokens update it without looking it up (``StreamingMetricsTracker.record_token``).
     """
 
-    __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens")
+    __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens", "itl")
 
     def __init__(self, key: tuple[str, ...], start: float, prompt_tokens: int = 0) -> None:
         self.key = key
@@ -18,6 +22,7 @@ class OpenStream:
         self.last = start
         self.tokens = 0
         self.prompt_tokens = prompt_tokens
+        self.itl: Distribution | None = None
 
     def tpot(self) -> float | None:
         """(last - first) / (tokens - 1), for streams with at least two tokens."""

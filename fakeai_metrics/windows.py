@@ -1,7 +1,9 @@
 """Time-bucketed state for sliding windows: a fixed ring of slots, never a list of events.
 
 A window of W seconds in slots of S seconds keeps ceil(W / S) + 1 slots; a slot is reset lazily
-when the clock reaches it again, so there is no background thread. A query covers the last whole
+when the clock reaches it again, so there is no background thread. The running slot and the
+span of time it covers are remembered, so the common call (``now`` still in that slot) costs two
+comparisons. A query covers the last whole
 slots plus the running one and reports the time actually covered, so a rate is honest about its
 denominator (at most one slot's width short of W, never longer, and never under one slot).
 """
@@ -24,15 +26,25 @@ class Ring(Generic[T]):
         n = math.ceil(self.window / self.width) + 1
         self._epochs = [-1] * n
         self._slots: list[T] = [factory() for _ in range(n)]
+        self._forget_running()
+
+    def _forget_running(self) -> None:
+        self._running: T | None = None
+        self._running_from = self._running_until = 0.0  # an empty span: no now is in it
 
     def slot(self, now: float) -> T:
         """The slot holding ``now``, emptied first if it last held an older period."""
+        if self._running_from <= now < self._running_until:
+            return self._running  # type: ignore[return-value]
         epoch = int(now // self.width)
         i = epoch % len(self._slots)
         if self._epochs[i] != epoch:
             self._epochs[i] = epoch
             self._slots[i] = self._factory()
-        return self._slots[i]
+        # epoch * width <= now < (epoch + 1) * width, exactly for whole-second widths
+        self._running = self._slots[i]
+        self._running_from, self._running_until = epoch * self.width, (epoch + 1) * self.width
+        return self._running
 
     def recent(self, now: float, seconds: float | None = None) -> tuple[list[T], float]:
         """Slots of the last ``seconds`` (default: the window) and the seconds they cover."""
@@ -47,3 +59,4 @@ class Ring(Generic[T]):
     def clear(self) -> None:
         self._epochs = [-1] * len(self._slots)
         self._slots = [self._factory() for _ in self._slots]
+        self._forget_running()

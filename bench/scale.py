@@ -1,0 +1,134 @@
+"""Scrape cost as series grow, and prometheus_client's multiprocess mode with several workers.
+
+Scrape scaling: one plain request (the seed API's plain path) for every (model, API key) pair of
+``models`` x ``keys``, so ``fakeai_cost_usd_total{api_key, model}`` has models x keys series; the
+floor records the same requests with prometheus_client. Both are scraped with ``generate_latest``.
+
+Multiprocess: ``workers`` subprocesses each run the seed workload (a different seed each) with
+``PROMETHEUS_MULTIPROC_DIR`` set, so the trackers write through to prometheus_client's files; then
+this process scrapes them with ``scrape_registry()`` (``MultiProcessCollector``). The reference is
+one ordinary process that ran all those requests itself, scraped with ``generate_latest``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+from prometheus_client import generate_latest
+
+import workload as w
+from fakeai_metrics import multiprocess
+
+
+def best_time(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
+    """Shortest of ``reps`` calls in seconds, and the last call's result."""
+    best, out = math.inf, None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def pair_workload(models: tuple[str, ...], keys: tuple[str, ...]) -> w.Work:
+    """One plain request per (model, key) pair, 1 ms apart."""
+    work: w.Work = []
+    for i, model in enumerate(models):
+        for j, key in enumerate(keys):
+            lat_ms = 50.0 + (i * 7 + j * 13) % 900
+            work.append((w.PLAIN, len(work) * w.ARRIVAL_S, key, model, 100 + j, 20 + i,
+                         lat_ms / 1000.0, lat_ms, 120 + i + j))
+    return work
+
+
+def series_names(n_models: int, n_keys: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    # "gpt-4o-1000" resolves to gpt-4o's price (a version suffix), so no model is unpriced
+    return (tuple(f"gpt-4o-{1000 + i}" for i in range(n_models)),
+            tuple(f"sk-scale-{j:05d}-0123456789" for j in range(n_keys)))
+
+
+def scrape_scaling(n_models: int, key_counts: list[int], reps: int) -> list[dict[str, Any]]:
+    """Scrape time and size of project and floor at n_models x each key count."""
+    rows = []
+    for n_keys in key_counts:
+        models, keys = series_names(n_models, n_keys)
+        work = pair_workload(models, keys)
+        cell, clock = w.make_clock("virtual")
+        project = w.build_seed(clock)
+        w.run_seed(work, project, cell)
+        floor = w.Floor(models=models, keys=keys, lazy=True)
+        w.run_floor(work, floor, cell, clock)
+        p_s, p_text = best_time(lambda: generate_latest(project["registry"]), reps)
+        f_s, f_text = best_time(lambda: w.scrape_floor(floor, w.totals(work)), reps)
+        lines = sum(1 for ln in p_text.splitlines() if ln and not ln.startswith(b"#"))
+        diffs = w.compare(p_text.decode(), f_text.decode(), "virtual")
+        rows.append({"cost_series": n_models * n_keys, "samples": lines,
+                     "project_ms": p_s * 1e3, "floor_ms": f_s * 1e3,
+                     "project_bytes": len(p_text), "floor_bytes": len(f_text), "diffs": diffs})
+    return rows
+
+
+# --- multiprocess ----------------------------------------------------------------------------
+
+def mp_worker(n: int, seed: int) -> None:
+    """Runs in a worker process with PROMETHEUS_MULTIPROC_DIR set: the seed workload, then exit."""
+    assert multiprocess.enabled(), "PROMETHEUS_MULTIPROC_DIR not set"
+    work = w.make_workload(n, seed)
+    cell, clock = w.make_clock("virtual")
+    project = w.build_seed(clock)
+    assert project["cost"].multiprocess
+    t0 = time.perf_counter()
+    w.run_seed(work, project, cell)
+    print(f"{(time.perf_counter() - t0) / n * 1e6:.3f}")  # us per request, for the report
+
+
+def multiprocess_scrape(script: str, workers: int, n_per_worker: int, seed: int,
+                        reps: int) -> dict[str, Any]:
+    """Scrape time of ``workers`` workers' files vs one ordinary process holding all requests
+    (and, for context, one worker in multiprocess mode holding them all)."""
+    mp_s, mp_bytes, files, record_us = _scrape_workers(script, [n_per_worker] * workers, seed,
+                                                       reps)
+    one_s, _, _, _ = _scrape_workers(script, [n_per_worker * workers], seed, reps)
+    cell, clock = w.make_clock("virtual")
+    single = w.build_seed(clock)
+    for i in range(workers):
+        w.run_seed(w.make_workload(n_per_worker, seed + i), single, cell)
+    sp_s, sp_text = best_time(lambda: generate_latest(single["registry"]), reps)
+    return {"workers": workers, "requests": workers * n_per_worker, "files": files,
+            "mp_ms": mp_s * 1e3, "mp_bytes": mp_bytes, "mp_one_ms": one_s * 1e3,
+            "single_ms": sp_s * 1e3, "single_bytes": len(sp_text), "mp_record_us": record_us}
+
+
+def _scrape_workers(script: str, sizes: list[int], seed: int, reps: int
+                    ) -> tuple[float, int, int, float]:
+    """One worker process per size, then a multiprocess scrape of their files: (best seconds,
+    bytes, files, mean us/request recording in a worker)."""
+    with tempfile.TemporaryDirectory(prefix="fakeai-bench-mp-") as tmp:
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": tmp}
+        procs = [subprocess.Popen([sys.executable, script, "--mp-worker", str(n),
+                                   "--seed", str(seed + i)], env=env, stdout=subprocess.PIPE,
+                                  text=True) for i, n in enumerate(sizes)]
+        record_us = []
+        for p in procs:
+            out, _ = p.communicate(timeout=600)
+            if p.returncode != 0:
+                raise RuntimeError(f"multiprocess worker failed with exit code {p.returncode}")
+            record_us.append(float(out.strip().splitlines()[-1]))
+        old = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp
+        try:
+            registry = multiprocess.scrape_registry()
+            mp_s, mp_text = best_time(lambda: generate_latest(registry), reps)
+        finally:
+            if old is None:
+                del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+            else:
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = old
+        files = len(os.listdir(tmp))
+    return mp_s, len(mp_text), files, sum(record_us) / len(record_us)
