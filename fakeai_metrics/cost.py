@@ -201,7 +201,7 @@ class CostTracker(Tracker):
         finally:
             lock.release()
         if self._otel is not None:
-            self._otel.usage(endpoint, model, key, prompt_tokens, completion_tokens, cost)
+            self._otel.usage(endpoint, model, prompt_tokens, completion_tokens)
         return cost
 
     def _route(self, model: str) -> _ModelRoute:
@@ -219,7 +219,7 @@ class CostTracker(Tracker):
             with self._lock:
                 return self._budget_rows()
 
-        return CostInstruments(meter, provider_name, budgets)
+        return CostInstruments(meter, provider_name, lambda: self._snapshot(c.COST), budgets)
 
     def set_budget(self, api_key: str, limit: float, period: BudgetPeriod = BudgetPeriod.NEVER,
                    limit_type: BudgetLimitType = BudgetLimitType.SOFT,

@@ -123,8 +123,6 @@ class ErrorMetricsTracker(Tracker):
             self._requests.inc(key)
         finally:
             lock.release()
-        if self._otel is not None:
-            self._otel.success(endpoint, key[1])
 
     def record_error(self, endpoint: str, status_code: int, error_type: str,
                      error_message: str = "", model: str | None = None,
@@ -152,8 +150,6 @@ class ErrorMetricsTracker(Tracker):
             self._errors.inc((endpoint, error_type, str(status_code)))
             self._recent.append(record)
             self._add_pattern(record, normalized)
-        if self._otel is not None:
-            self._otel.error(endpoint, model or UNKNOWN_MODEL, error_type, status_code)
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import ErrorInstruments
@@ -162,7 +158,8 @@ class ErrorMetricsTracker(Tracker):
             with self._lock:
                 return [(self.slo_name, w, rate) for w, rate in self._burn_rates().items()]
 
-        return ErrorInstruments(meter, provider_name, burn_rates)
+        return ErrorInstruments(meter, provider_name, lambda: self._snapshot(c.REQUESTS),
+                                lambda: self._snapshot(c.ERRORS), burn_rates)
 
     def _add_pattern(self, record: ErrorRecord, normalized: str) -> None:
         p = self._patterns.get(record.fingerprint)

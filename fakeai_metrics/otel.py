@@ -1,8 +1,10 @@
 """The OpenTelemetry side: GenAI semantic-convention instruments fed by the trackers' own calls.
 
-A tracker given a ``meter_provider`` builds one of the ``*Instruments`` classes below and, in the
-same recording call that updates its Prometheus state, records here too — per request or per
-stream, never per token (an SDK ``record`` costs microseconds; a token must cost well under one).
+A tracker given a ``meter_provider`` builds one of the ``*Instruments`` classes below. Histograms
+are recorded in the same call that updates the Prometheus state — per request or per stream, never
+per token (an SDK ``record`` costs microseconds; a token must cost well under one). Counters and
+gauges are observable: their callbacks read the very counters Prometheus exports, at collection
+time, so they cost nothing per request and agree with ``/metrics`` by construction.
 With ``meter_provider=None`` nothing in this module runs. Only the OpenTelemetry API is imported;
 the SDK is the application's choice (``meter_provider()`` below builds one when asked).
 
@@ -49,26 +51,53 @@ def get_meter(provider: MeterProvider) -> Meter:
 
 
 class _Attrs:
-    """GenAI attribute sets, built once per (operation, model, extra...) and reused."""
+    """GenAI attribute sets, built once per (endpoint, model, extra...) and reused.
+
+    ``endpoint`` gives ``gen_ai.operation.name`` (omitted for a route that is no GenAI
+    operation) and ``model`` ``gen_ai.request.model``; either may be None where the number has no
+    such dimension (spend is per key and model, not route).
+    """
 
     def __init__(self, provider_name: str) -> None:
         self.provider_name = provider_name
-        self._cache: dict[tuple[str, ...], Attributes] = {}
+        self._cache: dict[tuple[str | None, ...], Attributes] = {}
 
-    def __call__(self, endpoint: str | None, model: str, *extra: tuple[str, str]) -> Attributes:
-        key = (endpoint or "", model) + tuple(x for pair in extra for x in pair)
+    def __call__(self, endpoint: str | None, model: str | None,
+                 *extra: tuple[str, str]) -> Attributes:
+        key = (endpoint, model) + tuple(x for pair in extra for x in pair)
         found = self._cache.get(key)
         if found is None:
-            found = {ga.GEN_AI_OPERATION_NAME: OPERATIONS.get(endpoint or "", "chat"),
-                     ga.GEN_AI_PROVIDER_NAME: self.provider_name,
-                     ga.GEN_AI_REQUEST_MODEL: model, **dict(extra)}
+            found = {ga.GEN_AI_PROVIDER_NAME: self.provider_name}
+            operation = OPERATIONS.get(endpoint or "")
+            if operation is not None:
+                found[ga.GEN_AI_OPERATION_NAME] = operation
+            if model is not None:
+                found[ga.GEN_AI_REQUEST_MODEL] = model
+            found.update(extra)
             if len(self._cache) < 10_000:
                 self._cache[key] = found
         return found
 
 
+#: Streams are chat completions unless told otherwise (the streaming tracker sees no route).
+STREAM_OPERATION = "/v1/chat/completions"
+
+Snapshot = Callable[[], dict[tuple[str, ...], float]]
+
+
+def _observable(meter: Meter, kind: str, name: str, unit: str, description: str,
+                rows: Callable[[], Iterable[tuple[float, Attributes]]]) -> None:
+    """An observable instrument whose callback reads ``rows()`` at collection time."""
+    def callback(options: CallbackOptions) -> list[Observation]:
+        return [Observation(value, attrs) for value, attrs in rows()]
+    create = {"counter": meter.create_observable_counter,
+              "up_down_counter": meter.create_observable_up_down_counter,
+              "gauge": meter.create_observable_gauge}[kind]
+    create(name, [callback], unit=unit, description=description)
+
+
 class StreamingInstruments:
-    def __init__(self, meter: Meter, provider_name: str) -> None:
+    def __init__(self, meter: Meter, provider_name: str, active: Snapshot) -> None:
         self.attrs = _Attrs(provider_name)
         self.ttft = meter.create_histogram(
             gm.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, unit="s",
@@ -78,20 +107,15 @@ class StreamingInstruments:
             gm.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, unit="s",
             description="Per stream: (last token - first token) / (tokens - 1).",
             explicit_bucket_boundaries_advisory=TPOT_ADVICE)
-        self.active = meter.create_up_down_counter(
-            "fakeai.stream.active", unit="{stream}", description="Open streams.")
-
-    def started(self, model: str) -> None:
-        self.active.add(1, self.attrs(None, model))
+        _observable(meter, "up_down_counter", "fakeai.stream.active", "{stream}", "Open streams.",
+                    lambda: [(n, self.attrs(STREAM_OPERATION, model))
+                             for (model,), n in active().items()])
 
     def first_token(self, model: str, ttft: float) -> None:
-        self.ttft.record(ttft, self.attrs(None, model))
+        self.ttft.record(ttft, self.attrs(STREAM_OPERATION, model))
 
-    def finished(self, model: str, tpot: float | None) -> None:
-        attrs = self.attrs(None, model)
-        self.active.add(-1, attrs)
-        if tpot is not None:
-            self.tpot.record(tpot, attrs)
+    def completed(self, model: str, tpot: float) -> None:
+        self.tpot.record(tpot, self.attrs(STREAM_OPERATION, model))
 
 
 class ModelInstruments:
@@ -108,59 +132,48 @@ class ModelInstruments:
 
 
 class CostInstruments:
-    def __init__(self, meter: Meter, provider_name: str,
+    def __init__(self, meter: Meter, provider_name: str, cost: Snapshot,
                  budgets: Callable[[], Iterable[tuple[str, float, float]]]) -> None:
         self.attrs = _Attrs(provider_name)
         self.tokens = meter.create_histogram(
             gm.GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
             description="Tokens per request by gen_ai.token.type (input/output).",
             explicit_bucket_boundaries_advisory=TOKEN_ADVICE)
-        self.cost = meter.create_counter(
-            "fakeai.usage.cost", unit="USD", description="Spend by API key id and model.")
-        self._budgets = budgets
+        _observable(meter, "counter", "fakeai.usage.cost", "USD", "Spend by API key id and model.",
+                    lambda: [(usd, self.attrs(None, model, (API_KEY_ID, key)))
+                             for (key, model), usd in cost().items()])
+        _observable(meter, "gauge", "fakeai.budget.used", "USD",
+                    "Spend in the current budget period.",
+                    lambda: [(spent, {API_KEY_ID: key}) for key, _, spent in budgets()])
+        _observable(meter, "gauge", "fakeai.budget.limit", "USD",
+                    "Budget limit of the current period.",
+                    lambda: [(limit, {API_KEY_ID: key}) for key, limit, _ in budgets()])
 
-        def observe(index: int) -> Callable[[CallbackOptions], list[Observation]]:
-            def callback(options: CallbackOptions) -> list[Observation]:
-                return [Observation(row[index], {API_KEY_ID: row[0]}) for row in self._budgets()]
-            return callback
-
-        meter.create_observable_gauge("fakeai.budget.used", [observe(2)], unit="USD",
-                                      description="Spend in the current budget period.")
-        meter.create_observable_gauge("fakeai.budget.limit", [observe(1)], unit="USD",
-                                      description="Budget limit of the current period.")
-
-    def usage(self, endpoint: str, model: str, key_id: str, prompt: int, completion: int,
-              cost: float) -> None:
+    def usage(self, endpoint: str, model: str, prompt: int, completion: int) -> None:
         self.tokens.record(prompt, self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, INPUT)))
         self.tokens.record(completion,
                            self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, OUTPUT)))
-        self.cost.add(cost, self.attrs(endpoint, model, (API_KEY_ID, key_id)))
 
 
 class ErrorInstruments:
-    def __init__(self, meter: Meter, provider_name: str,
+    """Counters observed from the tracker's own counters: no OpenTelemetry work per request."""
+
+    def __init__(self, meter: Meter, provider_name: str, requests: Snapshot, errors: Snapshot,
                  burn_rates: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
-        self.attrs = _Attrs(provider_name)
-        self.requests = meter.create_counter(
-            "fakeai.request.count", unit="{request}", description="Finished requests by outcome.")
-        self.errors = meter.create_counter(
-            "fakeai.error.count", unit="{error}", description="Failed requests by error.type.")
-
-        def burn(options: CallbackOptions) -> list[Observation]:
-            return [Observation(rate, {"fakeai.slo.name": slo, "fakeai.slo.window": window})
-                    for slo, window, rate in burn_rates()]
-
-        meter.create_observable_gauge(
-            "fakeai.slo.error_budget.burn_rate", [burn], unit="1",
-            description="Error ratio over the window divided by the error budget.")
-
-    def success(self, endpoint: str, model: str) -> None:
-        self.requests.add(1, self.attrs(endpoint, model, ("fakeai.outcome", "success")))
-
-    def error(self, endpoint: str, model: str, error_type: str, status_code: int) -> None:
-        self.requests.add(1, self.attrs(endpoint, model, ("fakeai.outcome", "error")))
-        self.errors.add(1, self.attrs(endpoint, model, (ERROR_TYPE, error_type),
-                                      ("http.response.status_code", str(status_code))))
+        attrs = _Attrs(provider_name)
+        _observable(meter, "counter", "fakeai.request.count", "{request}",
+                    "Finished requests by outcome.",
+                    lambda: [(n, attrs(endpoint, model, ("fakeai.outcome", outcome)))
+                             for (endpoint, model, outcome), n in requests().items()])
+        _observable(meter, "counter", "fakeai.error.count", "{error}",
+                    "Failed requests by error.type and HTTP status code.",
+                    lambda: [(n, attrs(endpoint, None, (ERROR_TYPE, kind),
+                                       ("http.response.status_code", code)))
+                             for (endpoint, kind, code), n in errors().items()])
+        _observable(meter, "gauge", "fakeai.slo.error_budget.burn_rate", "1",
+                    "Error ratio over the window divided by the error budget.",
+                    lambda: [(rate, {"fakeai.slo.name": slo, "fakeai.slo.window": window})
+                             for slo, window, rate in burn_rates()])
 
 
 def meter_provider(*, registry: Any = None, otlp: bool = False,

@@ -123,8 +123,6 @@ class StreamingMetricsTracker(Tracker):
             key = (model,)
             self._streams[stream_id] = OpenStream(key, now, prompt_tokens)
             self._active.inc(key)
-        if self._otel is not None:
-            self._otel.started(model)
 
     def record_token(self, stream_id: str, token: str = "", chunk_size_bytes: int = 0) -> None:
         now = self._clock()
@@ -204,14 +202,14 @@ class StreamingMetricsTracker(Tracker):
             self._durations.observe(key, now - s.start)
             model = key[0]
             self._tokens_by_model[model] = self._tokens_by_model.get(model, 0) + s.tokens
-        if self._otel is not None:
-            self._otel.finished(model, tpot if outcome == "completed" else None)
+        if self._otel is not None and tpot is not None and outcome == "completed":
+            self._otel.completed(model, tpot)
         ttft = None if s.first is None else s.first - s.start
         return StreamSummary(model, s.prompt_tokens, s.tokens, now - s.start, ttft, tpot)
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import StreamingInstruments
-        return StreamingInstruments(meter, provider_name)
+        return StreamingInstruments(meter, provider_name, lambda: self._snapshot(c.STREAMS_ACTIVE))
 
     def _drop(self, event: str, reason: str) -> None:
         self._dropped.inc((event, reason))

@@ -77,6 +77,11 @@ class Tracker:
     def _instrument(self, spec: MetricSpec) -> Any:
         return self._instruments[spec.name]
 
+    def _snapshot(self, spec: MetricSpec) -> dict[tuple[str, ...], float]:
+        """A copy of a counter's or gauge's values, for an OpenTelemetry observable callback."""
+        with self._lock:
+            return dict(self._instrument(spec).values)
+
     def _refresh(self) -> None:
         """Update gauges computed from state (budgets, burn rates) just before a scrape."""
 
