@@ -14,7 +14,7 @@ from typing import Literal
 DEFAULT_NAMESPACE = "fakeai"
 
 Kind = Literal["counter", "gauge", "histogram"]
-Owner = Literal["endpoints", "cost", "models", "errors", "streaming"]
+Owner = Literal["endpoints", "cost", "models", "errors", "streaming", "limits"]
 
 #: TTFT and whole-request latency, seconds: 1 ms .. 60 s, with 2.0 s (a common TTFT objective).
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -125,6 +125,10 @@ ENDPOINT_STREAMS = _m("endpoint_streams_total", "counter", "streams", ("endpoint
                       "endpoints", "Finished streams by endpoint and outcome.")
 ENDPOINT_STREAMS_ACTIVE = _m("endpoint_streams_active", "gauge", "streams", ("endpoint",),
                              "endpoints", "Open streams by endpoint.")
+
+# --- LabelLimits: cardinality caps ----------------------------------------------------------------
+LABEL_OVERFLOW = _m("label_overflow_total", "counter", "values", ("label",), "limits",
+                    "Label values reported as __other__ because their label's cap was reached.")
 
 CATALOG: tuple[MetricSpec, ...] = tuple(
     v for v in list(globals().values()) if isinstance(v, MetricSpec)

@@ -25,6 +25,10 @@ from .pricing import Price, PriceTable
 from .tracker import Tracker
 
 
+#: The key id of usage recorded without an API key.
+ANONYMOUS = "anonymous"
+
+
 class BudgetPeriod(str, Enum):
     NEVER = "never"
     DAILY = "daily"
@@ -116,6 +120,7 @@ class _ModelRoute(NamedTuple):
 
     price: Price
     known: bool
+    label: str  # the model's label value (``__other__`` beyond the model cap)
     prompt: tuple[str, str]
     completion: tuple[str, str]
     cached: tuple[str, str]
@@ -162,10 +167,10 @@ class CostTracker(Tracker):
 
     # --- recording ---------------------------------------------------------------------------
 
-    def record_usage(self, api_key: str, model: str, endpoint: str, prompt_tokens: int,
+    def record_usage(self, api_key: str | None, model: str, endpoint: str, prompt_tokens: int,
                      completion_tokens: int, cached_tokens: int = 0,
                      metadata: Mapping[str, Any] | None = None) -> float:
-        """Bill one request; returns its cost in USD."""
+        """Bill one request; returns its cost in USD. ``api_key=None`` bills ``anonymous``."""
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept, e.g. an int subclass).
         if not (type(model) is str and model and type(endpoint) is str and endpoint
@@ -174,10 +179,11 @@ class CostTracker(Tracker):
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and 0 <= completion_tokens <= v.MAX_TOKENS):
             _check_usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
-        key = self.key_ids(api_key)  # checks a key it has not seen yet
+        key = ANONYMOUS if api_key is None else self.limits.api_key(self.key_ids(api_key))
+        endpoint = self.limits.endpoint(endpoint)
         route = self._routes.get(model) or self._route(model)
         cost = route.price.cost(prompt_tokens, completion_tokens, cached_tokens)
-        series = (key, model)
+        series = (key, route.label)
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
@@ -201,13 +207,14 @@ class CostTracker(Tracker):
         finally:
             lock.release()
         if self._otel is not None:
-            self._otel.usage(endpoint, model, prompt_tokens, completion_tokens)
+            self._otel.usage(endpoint, route.label, prompt_tokens, completion_tokens)
         return cost
 
     def _route(self, model: str) -> _ModelRoute:
         price, known = self.prices.price(model)
-        route = _ModelRoute(price, known, (model, "prompt"), (model, "completion"),
-                            (model, "cached"), (model,))
+        label = self.limits.model(model)
+        route = _ModelRoute(price, known, label, (label, "prompt"), (label, "completion"),
+                            (label, "cached"), (label,))
         if len(self._routes) < 10_000:
             self._routes[model] = route
         return route
@@ -232,6 +239,7 @@ class CostTracker(Tracker):
         alert_threshold = v.ratio("alert_threshold", alert_threshold)
         period = _enum(BudgetPeriod, "period", period)
         limit_type = _enum(BudgetLimitType, "limit_type", limit_type)
+        key = self.limits.admit("api_key", key, force=True)  # a budgeted key is always shown
         now = self._clock()
         with self._lock:
             old = self._budgets.get(key)

@@ -100,6 +100,7 @@ class MetricsTracker(Tracker):
     def track_request(self, endpoint: str) -> None:
         if type(endpoint) is not str or not endpoint:
             v.label("endpoint", endpoint)
+        endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -116,6 +117,7 @@ class MetricsTracker(Tracker):
             v.label("endpoint", endpoint)
             if latency is not None:
                 latency = v.seconds("latency", latency)
+        endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -136,6 +138,7 @@ class MetricsTracker(Tracker):
                 and 0 <= count <= v.MAX_TOKENS):
             v.label("endpoint", endpoint)
             v.tokens("count", count)
+        endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         value = float(count)
         lock = self._lock
@@ -151,6 +154,7 @@ class MetricsTracker(Tracker):
     def track_error(self, endpoint: str) -> None:
         if type(endpoint) is not str or not endpoint:
             v.label("endpoint", endpoint)
+        endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -168,6 +172,7 @@ class MetricsTracker(Tracker):
     def start_stream(self, stream_id: str, endpoint: str) -> None:
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
+        endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         with self._lock:
             if stream_id in self._streams:

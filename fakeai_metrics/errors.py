@@ -114,7 +114,8 @@ class ErrorMetricsTracker(Tracker):
             # not the common case: the full checks raise the same error they always did
             v.label("endpoint", endpoint)
             model = UNKNOWN_MODEL if model is None else v.label("model", model)
-        key = (endpoint, model, "success")
+        limits = self.limits
+        key = (limits.endpoint(endpoint), limits.model(model), "success")
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -136,6 +137,10 @@ class ErrorMetricsTracker(Tracker):
         if model is not None:
             v.label("model", model)
         key_id = self.key_ids(api_key) if api_key is not None else None
+        limits = self.limits
+        endpoint = limits.endpoint(endpoint)
+        model = None if model is None else limits.model(model)
+        error_type = limits.error_type(error_type)
         message = self.key_ids.scrub(error_message, api_key)
         normalized = normalize_message(message)
         fp = fingerprint(error_type, endpoint, normalized)

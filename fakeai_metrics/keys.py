@@ -19,7 +19,7 @@ def hash_key(api_key: str) -> str:
 class KeyIds:
     """Raw key -> exported id, with aliases and a bounded cache (hashing costs ~1 us)."""
 
-    def __init__(self, max_cached: int = 100_000) -> None:
+    def __init__(self, max_cached: int = 10_000) -> None:
         self._ids: dict[str, str] = {}
         self._max_cached = max_cached
 

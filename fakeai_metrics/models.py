@@ -17,10 +17,10 @@ from . import catalog as c
 from . import validation as v
 from .instruments import Distribution, Histogram
 from .keys import KeyIds
+from .limits import OTHER
 from .pricing import Price, PriceTable
 from .tracker import Tracker
 
-OTHER = "__other__"
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
 
 
@@ -64,6 +64,8 @@ class ModelMetricsTracker(Tracker):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms)
         user_id = self.key_ids(user, "user") if user is not None else None
+        limits = self.limits
+        model, endpoint = limits.model(model), limits.endpoint(endpoint)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker

@@ -112,6 +112,7 @@ class StreamingMetricsTracker(Tracker):
         v.label("stream_id", stream_id)
         v.label("model", model)
         v.tokens("prompt_tokens", prompt_tokens)
+        key = (self.limits.model(model),)
         now = self._clock()
         with self._lock:
             if stream_id in self._streams:
@@ -120,7 +121,6 @@ class StreamingMetricsTracker(Tracker):
             if len(self._streams) >= self.max_active_streams:
                 self._drop("start", "capacity")
                 return
-            key = (model,)
             self._streams[stream_id] = OpenStream(key, now, prompt_tokens)
             self._active.inc(key)
 

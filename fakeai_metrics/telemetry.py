@@ -7,7 +7,7 @@ so ``sum(fakeai_requests_total)`` equals the requests recorded however many trac
 from __future__ import annotations
 
 import threading
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -17,6 +17,7 @@ from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
 from . import validation as v
 from .keys import KeyIds
+from .limits import LabelLimits
 from .models import ModelMetricsTracker
 from .streaming import StreamingMetricsTracker
 from .tracker import Buckets, Clock
@@ -27,17 +28,22 @@ class Telemetry:
 
     ``meter_provider`` is handed to every tracker, which then also records into OpenTelemetry.
     ``clock`` (monotonic seconds) times requests and streams; ``wall_clock`` stamps budgets and
-    error records.
+    error records. ``label_limits`` sets the cardinality caps (``LabelLimits`` keywords:
+    ``models``, ``endpoints``, ``api_keys``, ``error_types``). Usage without an API key is billed
+    to the key id ``anonymous``, so tokens are counted whether or not a key was sent.
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY, meter_provider: Any = None, *,
                  namespace: str = DEFAULT_NAMESPACE, slo_objective: float = 0.999,
                  buckets: Buckets | None = None, clock: Clock | None = None,
-                 wall_clock: Clock | None = None, prices: Any = None) -> None:
+                 wall_clock: Clock | None = None, prices: Any = None,
+                 label_limits: Mapping[str, int] | None = None) -> None:
         self.registry = registry
         self.key_ids = KeyIds()
+        self.limits = LabelLimits(registry=registry, namespace=namespace, **(label_limits or {}))
         buckets = dict(buckets or {})
-        common = dict(registry=registry, meter_provider=meter_provider, namespace=namespace)
+        common = dict(registry=registry, meter_provider=meter_provider, namespace=namespace,
+                      limits=self.limits)
 
         def mine(names: tuple[str, ...]) -> dict[str, Any]:
             return {n: buckets.pop(n) for n in names if n in buckets}
@@ -65,7 +71,7 @@ class Telemetry:
     def record_request(self, *, endpoint: str, model: str, latency_s: float,
                        prompt_tokens: int = 0, completion_tokens: int = 0,
                        cached_tokens: int = 0, api_key: str | None = None) -> float:
-        """A successful non-streamed request; returns its cost (0 without an API key)."""
+        """A successful non-streamed request; returns its cost."""
         _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens, api_key)
         v.seconds("latency_s", latency_s)
         self.metrics.track_request(endpoint)
@@ -74,15 +80,13 @@ class Telemetry:
         self.models.track_request(model, endpoint, prompt_tokens, completion_tokens,
                                   latency_s * 1000.0, user=api_key)
         self.errors.record_success(endpoint, model)
-        if api_key is None:
-            return 0.0
         return self.cost.record_usage(api_key, model, endpoint, prompt_tokens, completion_tokens,
                                       cached_tokens)
 
     def record_failure(self, *, endpoint: str, model: str | None, status_code: int,
                        error_type: str, message: str = "", latency_s: float | None = None,
                        api_key: str | None = None, request_id: str | None = None) -> None:
-        """A failed request (streamed or not)."""
+        """A failed request (streamed or not); nothing is billed."""
         if latency_s is not None:
             v.seconds("latency_s", latency_s)
         self.errors.record_error(endpoint, status_code, error_type, message, model=model,
@@ -102,7 +106,7 @@ class Telemetry:
         with self._lock:
             duplicate = stream_id in self._stream_routes
             if not duplicate:
-                self._stream_routes[stream_id] = _Route(endpoint, api_key, prompt_tokens)
+                self._stream_routes[stream_id] = _Route(endpoint, model, api_key, prompt_tokens)
         self.streaming.start_stream(stream_id, model, prompt_tokens)
         if not duplicate:
             self.metrics.track_request(endpoint)
@@ -119,7 +123,8 @@ class Telemetry:
 
         ``completion_tokens`` defaults to the tokens the stream recorded and ``prompt_tokens``
         to the count given at start; a server that learns the usage from the final chunk passes
-        them. An unknown id is ignored (counted).
+        them. An unknown id is ignored (counted). A stream the streaming tracker refused at start
+        (over ``max_active_streams``) is still counted as a request and billed.
         """
         if completion_tokens is not None:
             v.tokens("completion_tokens", completion_tokens)
@@ -134,42 +139,48 @@ class Telemetry:
                     raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
             self._stream_routes.pop(stream_id, None)
         summary = self.streaming.complete_stream(stream_id, finish_reason)
-        if route is None or summary is None:
+        if route is None:
             return 0.0
-        endpoint, api_key = route.endpoint, route.api_key
-        completion = summary.tokens if completion_tokens is None else completion_tokens
+        endpoint, model = route.endpoint, route.model
+        seen = summary.tokens if summary is not None else 0
+        completion = seen if completion_tokens is None else completion_tokens
         self.metrics.complete_stream(stream_id, endpoint)
         self.metrics.track_tokens(endpoint, prompt + completion)
-        self.models.track_request(summary.model, endpoint, prompt, completion,
-                                  summary.duration_s * 1000.0, user=api_key)
-        self.errors.record_success(endpoint, summary.model)
-        if api_key is None:
-            return 0.0
-        return self.cost.record_usage(api_key, summary.model, endpoint, prompt, completion,
+        if summary is not None:
+            self.models.track_request(model, endpoint, prompt, completion,
+                                      summary.duration_s * 1000.0, user=route.api_key)
+        self.errors.record_success(endpoint, model)
+        return self.cost.record_usage(route.api_key, model, endpoint, prompt, completion,
                                       cached_tokens)
 
     def fail_stream(self, stream_id: str, *, status_code: int = 500,
-                    error_type: str = "StreamError", message: str = "") -> None:
+                    error_type: str = "StreamError", message: str = "") -> float:
+        """A stream that ended in an error or a disconnect: an error, and the tokens already
+        sent are billed (they were generated). Returns that cost."""
         v.status_code(status_code)
         v.label("error_type", error_type)
         v.text("message", message)
         with self._lock:
             route = self._stream_routes.pop(stream_id, None)
         summary = self.streaming.fail_stream(stream_id, message)
-        if route is None or summary is None:
-            return
-        endpoint, api_key = route.endpoint, route.api_key
+        if route is None:
+            return 0.0
+        endpoint, model, api_key = route.endpoint, route.model, route.api_key
+        sent = summary.tokens if summary is not None else 0
         self.metrics.fail_stream(stream_id, endpoint, message)
-        self.models.track_request(summary.model, endpoint, summary.prompt_tokens, summary.tokens,
-                                  summary.duration_s * 1000.0, user=api_key, error=True)
-        self.errors.record_error(endpoint, status_code, error_type, message,
-                                 model=summary.model, api_key=api_key)
+        if summary is not None:
+            self.models.track_request(model, endpoint, route.prompt_tokens, sent,
+                                      summary.duration_s * 1000.0, user=api_key, error=True)
+        self.errors.record_error(endpoint, status_code, error_type, message, model=model,
+                                 api_key=api_key)
+        return self.cost.record_usage(api_key, model, endpoint, route.prompt_tokens, sent)
 
 
 class _Route(NamedTuple):
     """What the hub remembers of an open stream to finish it in every tracker."""
 
     endpoint: str
+    model: str
     api_key: str | None
     prompt_tokens: int
 

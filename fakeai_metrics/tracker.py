@@ -49,6 +49,7 @@ class Tracker:
         clock: Clock | None = None,
         genai_provider: str = "openai",
         multiprocess: bool | None = None,
+        limits: Any = None,
     ) -> None:
         self._lock = threading.Lock()
         self._clock: Clock = clock or type(self).default_clock
@@ -65,6 +66,10 @@ class Tracker:
             raise ValueError(f"{type(self).__name__} owns no histogram named {sorted(buckets)}")
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.registry.register(self)
+        if self.owner != "limits":
+            from .limits import limits_for
+            #: the label caps (``LabelLimits``) shared by the trackers on this registry
+            self.limits = limits if limits is not None else limits_for(self.registry, namespace)
         self._otel: Any = None
         if meter_provider is not None:
             from .otel import get_meter

@@ -138,8 +138,9 @@ LABEL_SITES = [
      (EMPTY, INT, NONE)),
     ("cost.record_usage", "endpoint", lambda t, x: t.cost.record_usage(KEY, MODEL, x, 1, 1),
      (EMPTY, NONE)),
+    # (api_key=None is accepted: it bills the key id "anonymous")
     ("cost.record_usage", "api_key", lambda t, x: t.cost.record_usage(x, MODEL, EP, 1, 1),
-     (EMPTY, INT, NONE, BYTES)),
+     (EMPTY, INT, BYTES)),
     ("cost.set_budget", "api_key", lambda t, x: t.cost.set_budget(x, 5.0), (EMPTY, INT)),
     ("models.track_request", "model", lambda t, x: t.models.track_request(x, EP, 1, 1),
      (EMPTY, NONE)),

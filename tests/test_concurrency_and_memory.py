@@ -337,6 +337,7 @@ def test_telemetry_counts_each_request_exactly_once(telemetry, metrics_registry,
     assert total(r, "fakeai_streams_total") == streamed + broken
     assert telemetry.errors.get_metrics()["total_requests"] == n
     assert sum(s["request_count"] for s in telemetry.models.get_all_models_stats().values()) == n
-    billed = plain + streamed
+    billed = plain + streamed + broken  # a broken stream's sent tokens were generated: billed
     assert sum(telemetry.cost.get_cost_by_key(k)["requests"] for k in KEYS) == billed
-    assert total(r, "fakeai_tokens_total", type="prompt") == plain * 10 + streamed * 4
+    assert total(r, "fakeai_tokens_total", type="prompt") == plain * 10 + (streamed + broken) * 4
+    assert total(r, "fakeai_tokens_total", type="completion") == plain * 3 + streamed + broken

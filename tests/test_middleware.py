@@ -332,7 +332,10 @@ async def test_no_authorization_header_means_no_api_key(app, metrics_registry, t
     r = await post(app, CHAT, {"model": MODEL}, headers=None)
     assert r.status_code == 200
     assert value(metrics_registry, "fakeai_requests_total", outcome="success") == 1
-    assert samples(metrics_registry, "fakeai_cost_usd_total") == {}  # nobody to bill
+    # tokens are still counted, billed to the key id "anonymous"
+    assert {dict(k)["api_key"] for k in samples(metrics_registry, "fakeai_cost_usd_total")} == \
+        {"anonymous"}
+    assert value(metrics_registry, "fakeai_tokens_total", type="prompt") > 0
     assert telemetry.models.get_model_stats(MODEL)["users"] == {}
 
 

@@ -1,0 +1,91 @@
+"""Label cardinality caps: one misbehaving client must not explode Prometheus.
+
+Models, endpoints, API keys and error types come from clients. Each kind admits at most a set
+number of distinct values; later new values are reported as ``__other__`` and counted in
+``fakeai_label_overflow_total{label}``. Endpoints are first normalised, so ``/v1/files/file-abc``
+and ``/v1/files/file-xyz`` are one ``/v1/files/{id}``. A budgeted key is always admitted.
+
+One ``LabelLimits`` serves every tracker on a registry (trackers find the one already there), so
+a model is admitted or folded the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from . import catalog as c
+from .tracker import Tracker
+
+OTHER = "__other__"
+
+_ID_SEGMENT = re.compile(
+    r"^(?:(?:file|batch|resp|chatcmpl|asst|thread|run|msg|step|vs|ft|ftjob|ftckpt|upload|part|"
+    r"modr|cmpl|req)[-_][\w-]+|[0-9a-fA-F-]{16,}|\d+)$")
+
+
+def normalize_endpoint(path: str) -> str:
+    """The route template of a request path: query dropped, id-like segments as ``{id}``."""
+    path = path.split("?", 1)[0].rstrip("/") or "/"
+    return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
+
+
+class LabelLimits(Tracker):
+    owner = "limits"
+
+    def __init__(self, *, models: int = 200, endpoints: int = 100, api_keys: int = 2000,
+                 error_types: int = 100, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.caps = {"model": models, "endpoint": endpoints, "api_key": api_keys,
+                     "error_type": error_types}
+        self._admitted: dict[str, set[str]] = {kind: set() for kind in self.caps}
+        self._endpoints: dict[str, str] = {}
+        self._overflow = self._instrument(c.LABEL_OVERFLOW)
+        for kind in self.caps:  # a zero from the start, so rate() and alerts see the series
+            self._overflow.inc((kind,), 0)
+        self._admit_lock = threading.Lock()
+
+    def admit(self, kind: str, value: str, force: bool = False) -> str:
+        """``value`` if admitted (now or before), else ``OTHER``, counting the overflow."""
+        admitted = self._admitted[kind]
+        if value in admitted:
+            return value
+        with self._admit_lock:
+            if force or len(admitted) < self.caps[kind]:
+                admitted.add(value)
+                return value
+        with self._lock:
+            self._overflow.inc((kind,))
+        return OTHER
+
+    def model(self, value: str) -> str:
+        return value if value in self._admitted["model"] else self.admit("model", value)
+
+    def api_key(self, key_id: str) -> str:
+        return key_id if key_id in self._admitted["api_key"] else self.admit("api_key", key_id)
+
+    def error_type(self, value: str) -> str:
+        return value if value in self._admitted["error_type"] else \
+            self.admit("error_type", value)
+
+    def endpoint(self, path: str) -> str:
+        """The normalised, admitted endpoint label of a request path."""
+        found = self._endpoints.get(path)
+        if found is None:
+            found = self.admit("endpoint", normalize_endpoint(path))
+            if len(self._endpoints) < 10 * self.caps["endpoint"]:
+                self._endpoints[path] = found
+        return found
+
+
+def limits_for(registry: CollectorRegistry, namespace: str = c.DEFAULT_NAMESPACE,
+               **kwargs: Any) -> LabelLimits:
+    """The ``LabelLimits`` already on ``registry``, or a new one registered there."""
+    name = c.LABEL_OVERFLOW.full_name(namespace)
+    existing = getattr(registry, "_names_to_collectors", {}).get(name)
+    if isinstance(existing, LabelLimits):
+        return existing
+    return LabelLimits(registry=registry, namespace=namespace, **kwargs)
