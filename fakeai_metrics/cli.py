@@ -15,6 +15,7 @@ EPILOG = """examples:
   fakeai-metrics demo --rps 50 --duration 120 --seed 1
   fakeai-metrics serve --port 9464          /metrics only (multiprocess-aware)
   fakeai-metrics rules --objective 0.995    regenerate grafana/alerts/
+  fakeai-metrics dashboards                 regenerate grafana/dashboards/
   fakeai-metrics catalog                    the metric catalog as a Markdown table
 """
 
@@ -87,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.add_argument("--client-cafile", help="require scraper certificates signed by this CA")
 
-    # rules has its own parser (fakeai_metrics.rules.main); listed here for --help only
+    # rules and dashboards have their own parsers (their modules' main); listed for --help
     sub.add_parser("rules", help="write the Prometheus rule files (see: rules --help)",
+                   add_help=False)
+    sub.add_parser("dashboards", help="write the Grafana dashboards (see: dashboards --help)",
                    add_help=False)
 
     sub.add_parser("catalog", help="print the metric catalog as a Markdown table")
@@ -100,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["rules"]:
         from . import rules
         return rules.main(argv[1:])
+    if argv[:1] == ["dashboards"]:
+        from . import dashboards
+        return dashboards.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "catalog":
         from .catalog import markdown_table

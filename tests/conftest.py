@@ -23,6 +23,18 @@ def require_binary(name: str, package: str = "prometheus") -> str:
     pytest.skip(f"{reason}. Skipped because CI is not 'true'.")
 
 
+def require_module(module: str, requirement: str):
+    """Import an optional test dependency: skip locally, fail in CI (CI=true) without it."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        reason = f"{module} is not installed: pip install '{requirement}'"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}. CI=true, so this test fails instead of skipping.",
+                        pytrace=False)
+        pytest.skip(reason)
+
+
 @pytest.fixture
 def promtool() -> str:
     """The ``promtool`` binary (skip locally / fail in CI when missing)."""

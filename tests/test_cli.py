@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import require_module
 from fakeai_metrics.catalog import markdown_table
 from fakeai_metrics.cli import main
 
@@ -111,3 +113,11 @@ def test_rules_subcommand_passes_options_through(tmp_path):
     assert main(["rules", "--objective", "0.995", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "fakeai-slo.rules.yml").read_text()
     assert "(14.4 * 0.005)" in text
+
+
+def test_dashboards_subcommand_writes_the_committed_files(tmp_path):
+    require_module("grafana_foundation_sdk", "fakeai-metrics[dashboards]")
+    assert main(["dashboards", "--out", str(tmp_path)]) == 0
+    committed = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
+    for path in committed.glob("*.json"):
+        assert (tmp_path / path.name).read_text() == path.read_text()
