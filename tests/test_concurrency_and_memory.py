@@ -43,7 +43,7 @@ def total(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 # --- (a) threads: nothing lost -------------------------------------------------------------------
 
-THREADS, OPS_PER_THREAD = 8, 2000
+THREADS, OPS_PER_THREAD = 8, 10_000
 
 
 def _plan(thread: int) -> list[tuple]:
