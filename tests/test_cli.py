@@ -121,3 +121,22 @@ def test_dashboards_subcommand_writes_the_committed_files(tmp_path):
     committed = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
     for path in committed.glob("*.json"):
         assert (tmp_path / path.name).read_text() == path.read_text()
+
+
+def test_serve_subcommand_serves_until_ctrl_c():
+    port = free_port()
+    proc = subprocess.Popen(CMD + ["serve", "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        text = _scrape(port, time.monotonic() + 20)
+        assert "python_info" in text or "process_" in text  # the default registry's collectors
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert f"http://127.0.0.1:{port}/metrics" in out
+
+
+def test_serve_needs_both_tls_files(capsys):
+    assert main(["serve", "--port", str(free_port()), "--certfile", "x.pem"]) == 2
+    assert "--certfile and --keyfile go together" in capsys.readouterr().err
