@@ -240,6 +240,8 @@ class Floor:
                 m[spec.name] = Histogram(name, spec.help, labels, registry=reg,
                                          buckets=spec.buckets)
         self.m = m
+        for kind in ("model", "endpoint", "api_key", "error_type"):  # LabelLimits' zero series
+            m[c.LABEL_OVERFLOW.name].labels(kind)
 
         def children(labels: Callable[[Any], Any], values: tuple[str, ...]) -> dict:
             return _OnFirstUse(labels) if lazy else {x: labels(x) for x in values}
