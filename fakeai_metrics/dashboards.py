@@ -742,14 +742,8 @@ def write(out_dir: str | Path = DEFAULT_OUT, *, namespace: str = c.DEFAULT_NAMES
           objective: float = rules.DEFAULT_OBJECTIVE,
           period: str = rules.DEFAULT_PERIOD) -> list[Path]:
     """Write the generated dashboards into ``out_dir`` (created if missing); their paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, dashboard in sorted(generate(namespace, objective=objective, period=period).items()):
-        path = out / name
-        path.write_text(render(dashboard), encoding="utf-8")
-        paths.append(path)
-    return paths
+    dashboards = generate(namespace, objective=objective, period=period)
+    return rules.write_files(out_dir, {name: render(d) for name, d in dashboards.items()})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

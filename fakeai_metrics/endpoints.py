@@ -19,7 +19,7 @@ from typing import Any
 
 from . import catalog as c
 from . import validation as v
-from .instruments import Distribution, Histogram, fine_grid
+from .instruments import Counter, Distribution, Histogram, fine_grid
 from .streams import OpenStream
 from .tracker import Tracker
 from .windows import Ring
@@ -98,17 +98,7 @@ class MetricsTracker(Tracker):
     # validation.py, which raise the same error they always did (or accept and convert).
 
     def track_request(self, endpoint: str) -> None:
-        if type(endpoint) is not str or not endpoint:
-            v.label("endpoint", endpoint)
-        endpoint = self.limits.endpoint(endpoint)
-        now = self._clock()
-        lock = self._lock
-        lock.acquire()  # not `with`: see Tracker
-        try:
-            self._slot("requests", endpoint, now).events += 1
-            self._requests.inc((endpoint,))
-        finally:
-            lock.release()
+        self._count("requests", self._requests, endpoint)
 
     def track_response(self, endpoint: str, latency: float | None = None) -> None:
         """A response; ``latency`` in seconds (None: counted, no latency)."""
@@ -152,6 +142,10 @@ class MetricsTracker(Tracker):
             lock.release()
 
     def track_error(self, endpoint: str) -> None:
+        self._count("errors", self._errors, endpoint)
+
+    def _count(self, kind: str, counter: Counter, endpoint: str) -> None:
+        """An event that carries no value (a request, an error) for ``endpoint``."""
         if type(endpoint) is not str or not endpoint:
             v.label("endpoint", endpoint)
         endpoint = self.limits.endpoint(endpoint)
@@ -159,13 +153,13 @@ class MetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            self._error(endpoint, now)
+            self._event(kind, counter, endpoint, now)
         finally:
             lock.release()
 
-    def _error(self, endpoint: str, now: float) -> None:
-        self._slot("errors", endpoint, now).events += 1
-        self._errors.inc((endpoint,))
+    def _event(self, kind: str, counter: Counter, endpoint: str, now: float) -> None:
+        self._slot(kind, endpoint, now).events += 1
+        counter.inc((endpoint,))
 
     # --- streams -----------------------------------------------------------------------------
 
@@ -218,7 +212,7 @@ class MetricsTracker(Tracker):
             self._streams_total.inc((endpoint, outcome))
             self._stream_counts[outcome] += 1
             if outcome == "failed":
-                self._error(endpoint, now)
+                self._event("errors", self._errors, endpoint, now)
                 return
             self._response(endpoint, now, now - s.start)
             if s.first is not None:

@@ -475,7 +475,11 @@ def write(out_dir: str | Path = DEFAULT_OUT, *, objective: float = DEFAULT_OBJEC
           period: str = DEFAULT_PERIOD, by_model: bool = False,
           namespace: str = c.DEFAULT_NAMESPACE, runbook_url: str = DEFAULT_RUNBOOK) -> list[Path]:
     """Write the generated rule files into ``out_dir`` (created if missing); their paths."""
-    files = generate(objective, period, by_model, namespace, runbook_url)
+    return write_files(out_dir, generate(objective, period, by_model, namespace, runbook_url))
+
+
+def write_files(out_dir: str | Path, files: dict[str, str]) -> list[Path]:
+    """Write generated ``{name: text}`` files into ``out_dir`` (created if missing); their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
