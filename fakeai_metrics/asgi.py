@@ -7,7 +7,8 @@ what passes it records, per request:
 
 - a non-streamed response: ``record_request`` with the ``usage`` of a 2xx JSON body, or
   ``record_failure`` with the OpenAI error body of a status >= 400;
-- a ``text/event-stream`` response: ``start_stream`` at the response start, ``stream_token`` for
+- a ``text/event-stream`` response: ``start_stream`` at the response start (dated back to the
+  request's arrival, so TTFT includes the time before the first byte), ``stream_token`` for
   every server-sent event that carries generated content, and ``finish_stream`` (with the final
   chunk's ``usage`` when the server sends it) or ``fail_stream`` on an ``error`` event, an
   exception or a client disconnect.
@@ -30,7 +31,6 @@ import json
 import logging
 import re
 import secrets
-import time
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping, NamedTuple
 
 from .telemetry import Telemetry
@@ -74,20 +74,20 @@ _DELTA_TEXT = ("content", "refusal", "reasoning_content")
 class FakeAIMetricsMiddleware:
     """Records every POST to ``routes`` into ``telemetry``; a pure ASGI 3 middleware.
 
-    ``clock`` (seconds, monotonic) times non-streamed requests and failures; streams are timed
-    by the hub's own clock, so pass the same one to both in tests to assert exact latencies.
+    ``clock`` (seconds, monotonic) times requests from their arrival; it defaults to the hub's
+    own (``telemetry.now``), which streams are measured on, and must be that clock if given.
     ``max_body_bytes`` caps what is kept of a request or JSON response body for parsing and
     ``max_event_bytes`` the size of one server-sent event; larger ones pass through unparsed.
     """
 
     def __init__(self, app: ASGIApp, telemetry: Telemetry,
                  routes: Iterable[str] = OPENAI_ROUTES, *,
-                 clock: Callable[[], float] = time.perf_counter,
+                 clock: Callable[[], float] | None = None,
                  max_body_bytes: int = _MiB, max_event_bytes: int = _MiB) -> None:
         self.app = app
         self.telemetry = telemetry
         self.routes = frozenset(_normalise(r) for r in routes)
-        self.clock = clock
+        self.clock = clock if clock is not None else telemetry.now
         self.max_body_bytes = max_body_bytes
         self.max_event_bytes = max_event_bytes
         # ids unique per request, and across middlewares sharing one hub
@@ -237,7 +237,7 @@ class _Exchange:
         if status < 400 and content_type.startswith(b"text/event-stream"):
             self.stream_id = self.mw._new_stream_id()
             self._call(self.telemetry.start_stream, self.stream_id, endpoint=self.endpoint,
-                       model=self.model(), api_key=self.api_key)
+                       model=self.model(), api_key=self.api_key, started_at=self.started)
             # a compressed stream is counted (start, outcome) but its tokens cannot be read
             self._sse = _SSEParser(self.mw.max_event_bytes, enabled=not encoded)
         elif not encoded and (not content_type or b"json" in content_type):

@@ -139,14 +139,6 @@ def owned_by(owner: Owner) -> tuple[MetricSpec, ...]:
     return tuple(m for m in CATALOG if m.owner == owner)
 
 
-def by_name(name: str) -> MetricSpec:
-    """Look a spec up by its unprefixed name."""
-    for m in CATALOG:
-        if m.name == name:
-            return m
-    raise KeyError(name)
-
-
 def markdown_table(namespace: str = DEFAULT_NAMESPACE) -> str:
     """The catalog as the Markdown table the README carries (a test keeps them equal)."""
     rows = ["| name | type | labels | owner | meaning |", "|---|---|---|---|---|"]

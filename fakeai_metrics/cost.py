@@ -231,7 +231,11 @@ class CostTracker(Tracker):
     def set_budget(self, api_key: str, limit: float, period: BudgetPeriod = BudgetPeriod.NEVER,
                    limit_type: BudgetLimitType = BudgetLimitType.SOFT,
                    alert_threshold: float = 0.8) -> None:
-        """Set or change a key's budget; changing keeps what was spent in the current period."""
+        """Set or change a key's budget.
+
+        Changing the limit, type or threshold keeps what was spent in the current period;
+        changing the period starts the new one at zero spent.
+        """
         key = self.key_ids(v.label("api_key", api_key))
         limit = v.non_negative("limit", limit)
         if limit == 0:
@@ -285,8 +289,10 @@ class CostTracker(Tracker):
             return (budget is None or budget.limit_type is BudgetLimitType.SOFT
                     or budget.spent < budget.limit)
 
-    def get_cost_by_key(self, api_key: str) -> dict[str, Any]:
-        key = self.key_ids(api_key)
+    def get_cost_by_key(self, api_key: str | None) -> dict[str, Any]:
+        """Usage of one key; a key beyond the ``api_keys`` cap reads the ``__other__`` row."""
+        key = ANONYMOUS if api_key is None else \
+            self.limits.label_of("api_key", self.key_ids(api_key))
         with self._lock:
             u = self._usage.get(key) or _KeyUsage()
             budget = self._budget(key)
@@ -345,6 +351,8 @@ class CostTracker(Tracker):
         """Forget usage (of one key, or all) in process and in the exported spend; budgets stay.
 
         Exported counters that drop to zero read as a counter reset, which ``rate()`` handles.
+        Keys folded into ``__other__`` by the cap are forgotten only with all the others
+        (``clear_history()``), and ``fakeai_tokens_total`` only then too (it has no key label).
         """
         with self._lock:
             if api_key is None:

@@ -68,9 +68,13 @@ class _Window:
 class MetricsTracker(Tracker):
     owner = "endpoints"
 
-    def __init__(self, window_seconds: float = 60.0, **kwargs: Any) -> None:
+    def __init__(self, window_seconds: float = 60.0, *, max_active_streams: int = 10000,
+                 **kwargs: Any) -> None:
+        if not v.non_negative("window_seconds", window_seconds) > 0:
+            raise v.InvalidMetricInput("window_seconds must be > 0")
         super().__init__(**kwargs)
         self.window_seconds = window_seconds
+        self.max_active_streams = max_active_streams
         self._windows: dict[str, dict[str, _Window]] = {kind: {} for kind in KINDS}
         self._requests = self._instrument(c.ENDPOINT_REQUESTS)
         self._latency: Histogram = self._instrument(c.ENDPOINT_LATENCY)
@@ -163,17 +167,25 @@ class MetricsTracker(Tracker):
 
     # --- streams -----------------------------------------------------------------------------
 
-    def start_stream(self, stream_id: str, endpoint: str) -> None:
+    def start_stream(self, stream_id: str, endpoint: str, *,
+                     started_at: float | None = None) -> bool:
+        """Open a stream; False when ignored (a duplicate id, or ``max_active_streams`` open).
+
+        ``started_at`` (this tracker's clock) backdates the start to the request's arrival.
+        """
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
         endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
+        if started_at is not None:
+            now = min(now, v.non_negative("started_at", started_at))
         with self._lock:
-            if stream_id in self._streams:
-                log.debug("duplicate start_stream ignored")
-                return
+            if stream_id in self._streams or len(self._streams) >= self.max_active_streams:
+                log.debug("start_stream ignored: duplicate id or at capacity")
+                return False
             self._streams[stream_id] = OpenStream((endpoint,), now)
             self._streams_active.inc((endpoint,))
+        return True
 
     def track_stream_first_token(self, stream_id: str) -> None:
         self.track_stream_token(stream_id)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import catalog as c
@@ -98,7 +98,8 @@ class ErrorMetricsTracker(Tracker):
         self.max_patterns = max_patterns
         self.key_ids = key_ids or KeyIds()
         self._recent: deque[ErrorRecord] = deque(maxlen=max_recent_errors)
-        self._patterns: dict[str, ErrorPattern] = {}
+        #: least recently seen first, so a full table evicts in O(1)
+        self._patterns: OrderedDict[str, ErrorPattern] = OrderedDict()
         longest = max(window_seconds, *c.BURN_RATE_WINDOWS.values())
         self._ring: Ring[list[int]] = Ring(longest, _SLOT_SECONDS, lambda: [0, 0])
         self._requests = self._instrument(c.REQUESTS)
@@ -137,6 +138,8 @@ class ErrorMetricsTracker(Tracker):
         if model is not None:
             v.label("model", model)
         key_id = self.key_ids(api_key) if api_key is not None else None
+        if user_id is not None:  # callers pass keys here too: hashed like ModelMetricsTracker's
+            user_id = self.key_ids(user_id, "user_id")
         limits = self.limits
         endpoint = limits.endpoint(endpoint)
         model = None if model is None else limits.model(model)
@@ -168,10 +171,11 @@ class ErrorMetricsTracker(Tracker):
 
     def _add_pattern(self, record: ErrorRecord, normalized: str) -> None:
         p = self._patterns.get(record.fingerprint)
-        if p is None:
+        if p is not None:
+            self._patterns.move_to_end(record.fingerprint)
+        else:
             if len(self._patterns) >= self.max_patterns:
-                stalest = min(self._patterns.values(), key=lambda q: q.last_seen)
-                del self._patterns[stalest.fingerprint]
+                self._patterns.popitem(last=False)
             p = self._patterns[record.fingerprint] = ErrorPattern(
                 record.fingerprint, record.error_type, record.endpoint, normalized, 0,
                 record.timestamp, record.timestamp)
@@ -225,7 +229,11 @@ class ErrorMetricsTracker(Tracker):
         }
 
     def get_slo_status(self) -> SLOStatus:
-        """The SLO over the last ``window_seconds`` (to the ten-second slot)."""
+        """The SLO over the last ``window_seconds`` (to the ten-second slot).
+
+        ``endpoint_error_rates`` alone is since construction or ``reset`` (FakeAI's field; the
+        ring keeps no per-endpoint counts).
+        """
         with self._lock:
             total, errors = self._window_counts(self.window_seconds)
             _, _, by_endpoint, _ = self._totals()
@@ -242,8 +250,10 @@ class ErrorMetricsTracker(Tracker):
                            recent_only: bool = True) -> list[ErrorPattern]:
         threshold = self.pattern_threshold if min_count is None else min_count
         since = self._clock() - self.window_seconds if recent_only else float("-inf")
-        with self._lock:
-            found = [p for p in self._patterns.values()
+        with self._lock:  # copies: the tracker's own patterns keep changing
+            found = [replace(p, affected_models=set(p.affected_models),
+                             example_request_ids=list(p.example_request_ids))
+                     for p in self._patterns.values()
                      if p.count >= threshold and p.last_seen >= since]
         return sorted(found, key=lambda p: p.count, reverse=True)
 

@@ -25,12 +25,15 @@ OTHER = "__other__"
 _ID_SEGMENT = re.compile(
     r"^(?:(?:file|batch|resp|chatcmpl|asst|thread|run|msg|step|vs|ft|ftjob|ftckpt|upload|part|"
     r"modr|cmpl|req)[-_][\w-]+|[0-9a-fA-F-]{16,}|\d+)$")
+_KEY_SEGMENT = re.compile(r"^(?:sk|pk|rk)-[\w-]{3,}$")
 
 
 def normalize_endpoint(path: str) -> str:
-    """The route template of a request path: query dropped, id-like segments as ``{id}``."""
+    """The route template of a request path: query dropped, id-like segments as ``{id}`` and
+    key-like ones (``sk-…``, a gateway's ``/proxy/<key>/…``) as ``{key}``."""
     path = path.split("?", 1)[0].rstrip("/") or "/"
-    return "/".join("{id}" if _ID_SEGMENT.match(seg) else seg for seg in path.split("/"))
+    return "/".join("{key}" if _KEY_SEGMENT.match(seg) else "{id}" if _ID_SEGMENT.match(seg)
+                    else seg for seg in path.split("/"))
 
 
 class LabelLimits(Tracker):
@@ -54,7 +57,7 @@ class LabelLimits(Tracker):
         if value in admitted:
             return value
         with self._admit_lock:
-            if force or len(admitted) < self.caps[kind]:
+            if value in admitted or force or len(admitted) < self.caps[kind]:
                 admitted.add(value)
                 return value
         with self._lock:
@@ -71,6 +74,10 @@ class LabelLimits(Tracker):
         return value if value in self._admitted["error_type"] else \
             self.admit("error_type", value)
 
+    def label_of(self, kind: str, value: str) -> str:
+        """The label ``value`` is reported under, without admitting it: a reader's lookup."""
+        return value if value in self._admitted[kind] else OTHER
+
     def endpoint(self, path: str) -> str:
         """The normalised, admitted endpoint label of a request path."""
         found = self._endpoints.get(path)
@@ -83,9 +90,14 @@ class LabelLimits(Tracker):
 
 def limits_for(registry: CollectorRegistry, namespace: str = c.DEFAULT_NAMESPACE,
                **kwargs: Any) -> LabelLimits:
-    """The ``LabelLimits`` already on ``registry``, or a new one registered there."""
+    """The ``LabelLimits`` already on ``registry``, or a new one registered there.
+
+    Caps (``kwargs``) can only be set by the first: asking an existing one for others raises.
+    """
     name = c.LABEL_OVERFLOW.full_name(namespace)
     existing = getattr(registry, "_names_to_collectors", {}).get(name)
     if isinstance(existing, LabelLimits):
+        if kwargs:
+            raise ValueError("this registry already has a LabelLimits; set its caps there")
         return existing
     return LabelLimits(registry=registry, namespace=namespace, **kwargs)

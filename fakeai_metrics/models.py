@@ -30,6 +30,7 @@ class _ModelStats:
     prompt: int = 0
     completion: int = 0
     errors: int = 0
+    cost: float = 0.0
     first: float = 0.0
     last: float = 0.0
     endpoints: dict[str, int] = field(default_factory=dict)
@@ -48,12 +49,22 @@ class ModelMetricsTracker(Tracker):
         self.key_ids = key_ids or KeyIds()
         self.max_users_per_model = max_users_per_model
         self._models: dict[str, _ModelStats] = {}
+        self._price_of: dict[str, Price] = {}  # raw model name -> price, at most 10,000 names
         self._duration: Histogram = self._instrument(c.REQUEST_DURATION)
 
     def track_request(self, model: str, endpoint: str, prompt_tokens: int = 0,
                       completion_tokens: int = 0, latency_ms: float | None = None,
-                      user: str | None = None, error: bool = False) -> None:
-        """One finished request; ``latency_ms`` None means not measured (not observed)."""
+                      user: str | None = None, error: bool = False,
+                      cached_tokens: int = 0) -> None:
+        """One finished request; ``latency_ms`` None means not measured (not observed).
+
+        ``cached_tokens`` (part of ``prompt_tokens``) only changes the cost, which is priced on
+        the model name as given, before any cardinality cap folds it into ``__other__``.
+        """
+        if cached_tokens:
+            v.tokens("cached_tokens", cached_tokens)
+            if cached_tokens > prompt_tokens:
+                raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept and convert, e.g. an int latency).
         if not (type(model) is str and model and type(endpoint) is str and endpoint
@@ -64,6 +75,12 @@ class ModelMetricsTracker(Tracker):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms)
         user_id = self.key_ids(user, "user") if user is not None else None
+        price = self._price_of.get(model)
+        if price is None:
+            price = self.prices.price(model)[0]
+            if len(self._price_of) < 10_000:
+                self._price_of[model] = price
+        cost = price.cost(prompt_tokens, completion_tokens, cached_tokens)
         limits = self.limits
         model, endpoint = limits.model(model), limits.endpoint(endpoint)
         now = self._clock()
@@ -77,6 +94,7 @@ class ModelMetricsTracker(Tracker):
             st.prompt += prompt_tokens
             st.completion += completion_tokens
             st.errors += bool(error)
+            st.cost += cost
             st.last = now
             st.endpoints[endpoint] = st.endpoints.get(endpoint, 0) + 1
             if user_id is not None:
@@ -96,9 +114,6 @@ class ModelMetricsTracker(Tracker):
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _cost(self, model: str, st: _ModelStats) -> float:
-        """The model's spend, priced from its summed tokens (cost is linear in tokens)."""
-        return self.prices.price(model)[0].cost(st.prompt, st.completion)
 
     def _latency(self, model: str) -> Distribution:
         total = Distribution()
@@ -114,7 +129,7 @@ class ModelMetricsTracker(Tracker):
             if st is None:
                 return {"model": model, "request_count": 0, "error": "Model not found"}
             lat = self._latency(model)
-            cost = self._cost(model, st)
+            cost = st.cost
             latency = {"avg_ms": lat.mean * 1000,
                        "min_ms": lat.min * 1000 if lat.count else 0.0,
                        "max_ms": lat.max * 1000 if lat.count else 0.0}
@@ -143,7 +158,7 @@ class ModelMetricsTracker(Tracker):
 
     def get_cost_by_model(self) -> dict[str, float]:
         with self._lock:
-            return {m: self._cost(m, st) for m, st in self._models.items()}
+            return {m: st.cost for m, st in self._models.items()}
 
     def compare_models(self, model1: str, model2: str) -> dict[str, Any]:
         a, b = self.get_model_stats(model1), self.get_model_stats(model2)

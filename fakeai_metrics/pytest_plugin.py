@@ -1,7 +1,9 @@
 """pytest plugin (entry point ``pytest11``): isolated registries, trackers and a manual clock.
 
-Every fixture is fresh per test. The trackers share ``metrics_registry`` and run on
-``metrics_clock``, a ``ManualClock``: advance it to make time pass, no sleeps.
+Every fixture is fresh per test. The trackers are ``telemetry``'s, on ``metrics_registry``, and
+run on ``metrics_clock``, a ``ManualClock``: advance it to make time pass, no sleeps. (Their
+settings are the seed's fixtures': 500 recent errors, a 99.9 % SLO over 300 s, patterns from 3;
+10,000 open streams at most.)
 """
 
 from __future__ import annotations
@@ -33,30 +35,29 @@ def telemetry(metrics_registry: CollectorRegistry, metrics_clock: ManualClock) -
     return Telemetry(registry=metrics_registry, clock=metrics_clock, wall_clock=metrics_clock)
 
 
-@pytest.fixture
-def metrics_tracker(metrics_registry, metrics_clock) -> MetricsTracker:
-    return MetricsTracker(registry=metrics_registry, clock=metrics_clock)
-
+# The tracker fixtures are the ``telemetry`` fixture's own trackers, so a test may ask for any
+# mix of them (and ``telemetry``) without two owners of a metric on one registry.
 
 @pytest.fixture
-def cost_tracker(metrics_registry, metrics_clock) -> CostTracker:
-    return CostTracker(registry=metrics_registry, clock=metrics_clock)
+def metrics_tracker(telemetry: Telemetry) -> MetricsTracker:
+    return telemetry.metrics
 
 
 @pytest.fixture
-def model_tracker(metrics_registry, metrics_clock) -> ModelMetricsTracker:
-    return ModelMetricsTracker(registry=metrics_registry, clock=metrics_clock)
+def cost_tracker(telemetry: Telemetry) -> CostTracker:
+    return telemetry.cost
 
 
 @pytest.fixture
-def error_tracker(metrics_registry, metrics_clock) -> ErrorMetricsTracker:
-    return ErrorMetricsTracker(max_recent_errors=500, error_budget_slo=0.999,
-                               window_seconds=300, pattern_threshold=3,
-                               registry=metrics_registry, clock=metrics_clock)
+def model_tracker(telemetry: Telemetry) -> ModelMetricsTracker:
+    return telemetry.models
 
 
 @pytest.fixture
-def streaming_tracker(metrics_registry, metrics_clock) -> StreamingMetricsTracker:
-    return StreamingMetricsTracker(max_active_streams=10000, max_completed_streams=1000,
-                                   aggregation_window_seconds=300,
-                                   registry=metrics_registry, clock=metrics_clock)
+def error_tracker(telemetry: Telemetry) -> ErrorMetricsTracker:
+    return telemetry.errors
+
+
+@pytest.fixture
+def streaming_tracker(telemetry: Telemetry) -> StreamingMetricsTracker:
+    return telemetry.streaming

@@ -108,23 +108,33 @@ class StreamingMetricsTracker(Tracker):
 
     def start_stream(self, stream_id: str, model: str, prompt_tokens: int = 0,
                      temperature: float | None = None, max_tokens: int | None = None,
-                     client_id: str | None = None) -> None:
+                     client_id: str | None = None, *, started_at: float | None = None) -> bool:
+        """Open a stream; False when it was ignored (a duplicate id, or at capacity).
+
+        ``started_at`` (this tracker's clock) backdates the start to when the request arrived,
+        for a caller that opens the stream only once the response begins.
+        """
         v.label("stream_id", stream_id)
         v.label("model", model)
         v.tokens("prompt_tokens", prompt_tokens)
         key = (self.limits.model(model),)
         now = self._clock()
+        if started_at is not None:
+            now = min(now, v.non_negative("started_at", started_at))
         with self._lock:
             if stream_id in self._streams:
                 self._drop("start", "duplicate_stream")
-                return
+                return False
             if len(self._streams) >= self.max_active_streams:
                 self._drop("start", "capacity")
-                return
+                return False
             self._streams[stream_id] = OpenStream(key, now, prompt_tokens)
             self._active.inc(key)
+        return True
 
     def record_token(self, stream_id: str, token: str = "", chunk_size_bytes: int = 0) -> None:
+        if chunk_size_bytes.__class__ is not int or chunk_size_bytes < 0:
+            v.tokens("chunk_size_bytes", chunk_size_bytes)  # raises unless an int subclass
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -210,6 +220,11 @@ class StreamingMetricsTracker(Tracker):
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import StreamingInstruments
         return StreamingInstruments(meter, provider_name, lambda: self._snapshot(c.STREAMS_ACTIVE))
+
+    def drop(self, event: str, reason: str) -> None:
+        """Count a stream call that was ignored upstream (e.g. by ``Telemetry``)."""
+        with self._lock:
+            self._drop(event, reason)
 
     def _drop(self, event: str, reason: str) -> None:
         self._dropped.inc((event, reason))

@@ -11,16 +11,20 @@ from typing import Any, Mapping, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from .catalog import DEFAULT_NAMESPACE
+from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
 from . import validation as v
 from .keys import KeyIds
-from .limits import LabelLimits
+from .limits import limits_for
+from .pricing import Price
 from .models import ModelMetricsTracker
 from .streaming import StreamingMetricsTracker
 from .tracker import Buckets, Clock
+
+
+_HISTOGRAMS = {s.name for s in CATALOG if s.kind == "histogram"}
 
 
 class Telemetry:
@@ -36,34 +40,38 @@ class Telemetry:
     def __init__(self, registry: CollectorRegistry = REGISTRY, meter_provider: Any = None, *,
                  namespace: str = DEFAULT_NAMESPACE, slo_objective: float = 0.999,
                  buckets: Buckets | None = None, clock: Clock | None = None,
-                 wall_clock: Clock | None = None, prices: Any = None,
-                 label_limits: Mapping[str, int] | None = None) -> None:
+                 wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,
+                 label_limits: Mapping[str, int] | None = None,
+                 genai_provider: str = "openai") -> None:
+        # Everything that can be refused is checked before anything registers, so a corrected
+        # retry on the same registry works.
+        v.ratio("slo_objective", slo_objective, high_closed=False)
+        buckets = {name: list(b) for name, b in (buckets or {}).items()}
+        unknown = set(buckets) - _HISTOGRAMS
+        if unknown:
+            raise ValueError(f"no histogram named {sorted(unknown)}")
         self.registry = registry
         self.key_ids = KeyIds()
-        self.limits = LabelLimits(registry=registry, namespace=namespace, **(label_limits or {}))
-        buckets = dict(buckets or {})
+        self.limits = limits_for(registry, namespace, **(label_limits or {}))
         common = dict(registry=registry, meter_provider=meter_provider, namespace=namespace,
-                      limits=self.limits)
+                      limits=self.limits, genai_provider=genai_provider)
 
-        def mine(names: tuple[str, ...]) -> dict[str, Any]:
-            return {n: buckets.pop(n) for n in names if n in buckets}
+        def mine(owner: str) -> dict[str, Any]:
+            return {s.name: buckets[s.name] for s in owned_by(owner) if s.name in buckets}
 
-        self.streaming = StreamingMetricsTracker(
-            clock=clock, buckets=mine(("time_to_first_token_seconds",
-                                        "inter_token_latency_seconds",
-                                        "time_per_output_token_seconds",
-                                        "output_tokens_per_second")), **common)
-        self.metrics = MetricsTracker(clock=clock, buckets=mine(("endpoint_response_seconds",)),
-                                      **common)
+        self.streaming = StreamingMetricsTracker(clock=clock, buckets=mine("streaming"), **common)
+        self.metrics = MetricsTracker(clock=clock, buckets=mine("endpoints"), **common)
         self.models = ModelMetricsTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids,
-                                          buckets=mine(("request_duration_seconds",)), **common)
+                                          buckets=mine("models"), **common)
         self.errors = ErrorMetricsTracker(error_budget_slo=slo_objective, clock=wall_clock,
                                           key_ids=self.key_ids, **common)
         self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids, **common)
-        if buckets:
-            raise ValueError(f"no histogram named {sorted(buckets)}")
         self._stream_routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """The streams' clock: pass its value as ``start_stream(started_at=...)``."""
+        return self.streaming._clock()
 
     def alias_key(self, api_key: str, alias: str) -> None:
         self.key_ids.alias(api_key, alias)
@@ -78,7 +86,7 @@ class Telemetry:
         self.metrics.track_response(endpoint, latency_s)
         self.metrics.track_tokens(endpoint, prompt_tokens + completion_tokens)
         self.models.track_request(model, endpoint, prompt_tokens, completion_tokens,
-                                  latency_s * 1000.0, user=api_key)
+                                  latency_s * 1000.0, user=api_key, cached_tokens=cached_tokens)
         self.errors.record_success(endpoint, model)
         return self.cost.record_usage(api_key, model, endpoint, prompt_tokens, completion_tokens,
                                       cached_tokens)
@@ -99,18 +107,24 @@ class Telemetry:
                                       user=api_key, error=True)
 
     def start_stream(self, stream_id: str, *, endpoint: str, model: str,
-                     prompt_tokens: int = 0, api_key: str | None = None) -> None:
-        """Open a stream; a second start of an open id is ignored (and counted as dropped)."""
+                     prompt_tokens: int = 0, api_key: str | None = None,
+                     started_at: float | None = None) -> None:
+        """Open a stream. ``started_at`` (a value of ``now()``) backdates it to the request's
+        arrival. A duplicate open id, or a stream beyond the streaming tracker's
+        ``max_active_streams``, is ignored and counted as dropped; it is then not counted as a
+        request either (memory stays bounded by the cap)."""
         v.label("stream_id", stream_id)
         _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
         with self._lock:
-            duplicate = stream_id in self._stream_routes
-            if not duplicate:
-                self._stream_routes[stream_id] = _Route(endpoint, model, api_key, prompt_tokens)
-        self.streaming.start_stream(stream_id, model, prompt_tokens)
-        if not duplicate:
-            self.metrics.track_request(endpoint)
-            self.metrics.start_stream(stream_id, endpoint)
+            if stream_id in self._stream_routes:
+                self.streaming.drop("start", "duplicate_stream")
+                return
+            if not self.streaming.start_stream(stream_id, model, prompt_tokens,
+                                               started_at=started_at):
+                return  # counted by the streaming tracker
+            self._stream_routes[stream_id] = _Route(endpoint, model, api_key, prompt_tokens)
+        self.metrics.track_request(endpoint)
+        self.metrics.start_stream(stream_id, endpoint, started_at=started_at)
 
     def stream_token(self, stream_id: str, chunk_size_bytes: int = 0) -> None:
         self.streaming.record_token(stream_id, "", chunk_size_bytes)
@@ -123,8 +137,7 @@ class Telemetry:
 
         ``completion_tokens`` defaults to the tokens the stream recorded and ``prompt_tokens``
         to the count given at start; a server that learns the usage from the final chunk passes
-        them. An unknown id is ignored (counted). A stream the streaming tracker refused at start
-        (over ``max_active_streams``) is still counted as a request and billed.
+        them. An unknown id is ignored (counted as dropped).
         """
         if completion_tokens is not None:
             v.tokens("completion_tokens", completion_tokens)
@@ -133,38 +146,40 @@ class Telemetry:
         v.tokens("cached_tokens", cached_tokens)
         with self._lock:
             route = self._stream_routes.get(stream_id)
-            if route is not None:
-                prompt = route.prompt_tokens if prompt_tokens is None else prompt_tokens
-                if cached_tokens > prompt:
-                    raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
-            self._stream_routes.pop(stream_id, None)
+            if route is None:
+                self.streaming.drop("completed", "unknown_stream")
+                return 0.0
+            prompt = route.prompt_tokens if prompt_tokens is None else prompt_tokens
+            _check_usage(route.endpoint, route.model, prompt, completion_tokens or 0,
+                         cached_tokens, route.api_key)
+            del self._stream_routes[stream_id]  # only the caller that removes it finishes it
         summary = self.streaming.complete_stream(stream_id, finish_reason)
-        if route is None:
-            return 0.0
-        endpoint, model = route.endpoint, route.model
         seen = summary.tokens if summary is not None else 0
         completion = seen if completion_tokens is None else completion_tokens
+        endpoint, model, api_key = route.endpoint, route.model, route.api_key
         self.metrics.complete_stream(stream_id, endpoint)
         self.metrics.track_tokens(endpoint, prompt + completion)
         if summary is not None:
             self.models.track_request(model, endpoint, prompt, completion,
-                                      summary.duration_s * 1000.0, user=route.api_key)
+                                      summary.duration_s * 1000.0, user=api_key,
+                                      cached_tokens=cached_tokens)
         self.errors.record_success(endpoint, model)
-        return self.cost.record_usage(route.api_key, model, endpoint, prompt, completion,
+        return self.cost.record_usage(api_key, model, endpoint, prompt, completion,
                                       cached_tokens)
 
     def fail_stream(self, stream_id: str, *, status_code: int = 500,
                     error_type: str = "StreamError", message: str = "") -> float:
         """A stream that ended in an error or a disconnect: an error, and the tokens already
-        sent are billed (they were generated). Returns that cost."""
+        sent are billed (they were generated). Returns that cost; an unknown id is ignored."""
         v.status_code(status_code)
         v.label("error_type", error_type)
         v.text("message", message)
         with self._lock:
             route = self._stream_routes.pop(stream_id, None)
+            if route is None:
+                self.streaming.drop("failed", "unknown_stream")
+                return 0.0
         summary = self.streaming.fail_stream(stream_id, message)
-        if route is None:
-            return 0.0
         endpoint, model, api_key = route.endpoint, route.model, route.api_key
         sent = summary.tokens if summary is not None else 0
         self.metrics.fail_stream(stream_id, endpoint, message)
@@ -195,5 +210,8 @@ def _check_usage(endpoint: str, model: str, prompt: int, completion: int, cached
     v.tokens("cached_tokens", cached)
     if cached > prompt:
         raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
+    if prompt + completion > v.MAX_TOKENS:
+        raise v.InvalidMetricInput(
+            f"prompt_tokens + completion_tokens must be at most {v.MAX_TOKENS}")
     if api_key is not None:
         v.label("api_key", api_key)

@@ -3,9 +3,9 @@
 A window of W seconds in slots of S seconds keeps ceil(W / S) + 1 slots; a slot is reset lazily
 when the clock reaches it again, so there is no background thread. The running slot and the
 span of time it covers are remembered, so the common call (``now`` still in that slot) costs two
-comparisons. A query covers the last whole
-slots plus the running one and reports the time actually covered, so a rate is honest about its
-denominator (at most one slot's width short of W, never longer, and never under one slot).
+comparisons. A query covers the running slot plus the whole slots before it that fit in W
+(rounded up to whole slots when W is not a multiple of S) and reports the time those slots
+actually cover, never less than one slot, so a rate is honest about its denominator.
 """
 
 from __future__ import annotations

@@ -75,6 +75,7 @@ def test_model_and_error_type_caps():
     ("/v1/items/12345", "/v1/items/{id}"),
     ("/v1/x/123e4567-e89b-12d3-a456-426614174000", "/v1/x/{id}"),
     ("/v1/models/gpt-4o", "/v1/models/gpt-4o"),
+    ("/proxy/sk-live-4f9a7c2b81e0/v1/chat/completions", "/proxy/{key}/v1/chat/completions"),
 ])
 def test_endpoint_templates(path, template):
     assert normalize_endpoint(path) == template

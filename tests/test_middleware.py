@@ -724,3 +724,25 @@ def test_real_uvicorn_server(framework, telemetry, metrics_clock, metrics_regist
         server.should_exit = True
         thread.join(timeout=5)
     assert not thread.is_alive()
+
+
+async def test_ttft_counts_from_the_request_not_from_the_response_headers(
+        telemetry, metrics_clock, metrics_registry):
+    """A server that prefills before sending its headers: the client waits for that too."""
+    async def slow_to_start(scope, receive, send):
+        await receive()
+        metrics_clock.advance(0.5)  # queueing + prefill before the response begins
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        for data, content in chat_events(3):
+            if content:
+                metrics_clock.advance(0.01)
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    app = FakeAIMetricsMiddleware(slow_to_start, telemetry=telemetry)
+    r = await post(app, CHAT, {"model": MODEL, "stream": True})
+    assert r.status_code == 200
+    assert value(metrics_registry, "fakeai_time_to_first_token_seconds_sum") == \
+        pytest.approx(0.51)
+    assert value(metrics_registry, "fakeai_request_duration_seconds_sum") >= 0.51
