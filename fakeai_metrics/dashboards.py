@@ -761,15 +761,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--period", default=rules.DEFAULT_PERIOD,
                         help="SLO period the rules were generated with (default 30d)")
     args = parser.parse_args(argv)
-    try:
-        paths = write(args.out, namespace=args.namespace, objective=args.objective,
-                      period=args.period)
-    except (RuntimeError, ValueError) as exc:
-        print(f"fakeai-metrics dashboards: {exc}", file=sys.stderr)
-        return 2
-    for path in paths:
-        print(path)
-    return 0
+    return rules.report(parser.prog, lambda: write(args.out, namespace=args.namespace,
+                                                    objective=args.objective,
+                                                    period=args.period))
 
 
 if __name__ == "__main__":  # pragma: no cover

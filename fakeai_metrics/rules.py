@@ -27,7 +27,7 @@ import textwrap
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from . import catalog as c
 
@@ -509,12 +509,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", default=DEFAULT_OUT,
                    help="directory to write the rule files to (default grafana/alerts)")
     args = p.parse_args(argv)
+    return report(p.prog, lambda: write(args.out, objective=args.objective, period=args.period,
+                                        by_model=args.by_model, namespace=args.namespace,
+                                        runbook_url=args.runbook_url))
+
+
+def report(prog: str, generate_files: Callable[[], list[Path]]) -> int:
+    """Run a generator for the command line: print the paths written, or the error and 2."""
     try:
-        paths = write(args.out, objective=args.objective, period=args.period,
-                      by_model=args.by_model, namespace=args.namespace,
-                      runbook_url=args.runbook_url)
-    except ValueError as exc:
-        print(f"fakeai-metrics rules: {exc}", file=sys.stderr)
+        paths = generate_files()
+    except (RuntimeError, ValueError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     for path in paths:
         print(path)
