@@ -127,20 +127,6 @@ class _ModelRoute(NamedTuple):
     unpriced: tuple[str]
 
 
-def _check_usage(model: object, endpoint: object, prompt_tokens: object,
-                 completion_tokens: object, cached_tokens: object) -> None:
-    """The full checks of ``record_usage``'s arguments, in order; raises on the first bad one."""
-    v.label("model", model)
-    v.label("endpoint", endpoint)
-    v.tokens("prompt_tokens", prompt_tokens)
-    v.tokens("completion_tokens", completion_tokens)
-    v.tokens("cached_tokens", cached_tokens)
-    if cached_tokens > prompt_tokens:  # type: ignore[operator]
-        raise v.InvalidMetricInput(
-            f"cached_tokens ({cached_tokens}) is part of prompt_tokens ({prompt_tokens})"
-            " and cannot exceed it")
-
-
 class CostTracker(Tracker):
     owner = "cost"
     default_clock = staticmethod(time.time)
@@ -178,7 +164,7 @@ class CostTracker(Tracker):
                 and type(cached_tokens) is int
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and 0 <= completion_tokens <= v.MAX_TOKENS):
-            _check_usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
+            v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
         key = ANONYMOUS if api_key is None else self.limits.api_key(self.key_ids(api_key))
         endpoint = self.limits.endpoint(endpoint)
         route = self._routes.get(model) or self._route(model)

@@ -62,9 +62,7 @@ class ModelMetricsTracker(Tracker):
         the model name as given, before any cardinality cap folds it into ``__other__``.
         """
         if cached_tokens:
-            v.tokens("cached_tokens", cached_tokens)
-            if cached_tokens > prompt_tokens:
-                raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
+            v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept and convert, e.g. an int latency).
         if not (type(model) is str and model and type(endpoint) is str and endpoint
@@ -210,8 +208,5 @@ class ModelMetricsTracker(Tracker):
 def _check_request(model: object, endpoint: object, prompt_tokens: object,
                    completion_tokens: object, latency_ms: object) -> float | None:
     """The full checks of ``track_request``'s arguments, in order; the latency as a float."""
-    v.label("model", model)
-    v.label("endpoint", endpoint)
-    v.tokens("prompt_tokens", prompt_tokens)
-    v.tokens("completion_tokens", completion_tokens)
+    v.usage(model, endpoint, prompt_tokens, completion_tokens)
     return None if latency_ms is None else v.milliseconds("latency_ms", latency_ms)

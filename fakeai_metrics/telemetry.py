@@ -203,13 +203,7 @@ class _Route(NamedTuple):
 def _check_usage(endpoint: str, model: str, prompt: int, completion: int, cached: int,
                  api_key: str | None) -> None:
     """Validate a request's usage before any tracker records it, so a bad call changes nothing."""
-    v.label("endpoint", endpoint)
-    v.label("model", model)
-    v.tokens("prompt_tokens", prompt)
-    v.tokens("completion_tokens", completion)
-    v.tokens("cached_tokens", cached)
-    if cached > prompt:
-        raise v.InvalidMetricInput("cached_tokens cannot exceed prompt_tokens")
+    v.usage(model, endpoint, prompt, completion, cached)
     if prompt + completion > v.MAX_TOKENS:
         raise v.InvalidMetricInput(
             f"prompt_tokens + completion_tokens must be at most {v.MAX_TOKENS}")

@@ -26,6 +26,19 @@ def tokens(name: str, value: object) -> int:
     return value
 
 
+def usage(model: object, endpoint: object, prompt_tokens: object, completion_tokens: object,
+          cached_tokens: object = 0) -> None:
+    """One request's model, endpoint and token counts (cached tokens are part of the prompt)."""
+    label("model", model)
+    label("endpoint", endpoint)
+    tokens("prompt_tokens", prompt_tokens)
+    tokens("completion_tokens", completion_tokens)
+    tokens("cached_tokens", cached_tokens)
+    if cached_tokens > prompt_tokens:  # type: ignore[operator]
+        raise InvalidMetricInput(f"cached_tokens ({cached_tokens}) is part of prompt_tokens "
+                                 f"({prompt_tokens}) and cannot exceed it")
+
+
 def non_negative(name: str, value: object, maximum: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidMetricInput(f"{name} must be a number, got {type(value).__name__}")
