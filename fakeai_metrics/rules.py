@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import catalog as c
+from .slo import exact_error_budget
 
 #: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
 Groups = list[tuple[str, list[dict[str, Any]]]]
@@ -128,7 +129,7 @@ def _check_objective(objective: float) -> float:
 
 def error_budget(objective: float) -> Decimal:
     """1 - objective in decimal, exactly as written: 0.999 -> Decimal('0.001')."""
-    return Decimal(1) - Decimal(repr(_check_objective(objective)))
+    return exact_error_budget(_check_objective(objective))
 
 
 def _num(d: Decimal) -> str:

@@ -8,13 +8,19 @@ fractions, so 999 successes out of 1000 at 99.9 % is not read as 0.99899999.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 
+def exact_error_budget(objective: float) -> Decimal:
+    """1 - objective in decimal, exactly as written: 0.999 -> Decimal('0.001')."""
+    return Decimal(1) - Decimal(repr(objective))
+
+
 def error_budget(objective: float) -> float:
-    """1 - objective, rounded so 0.999 gives 0.001 and not 0.0010000000000000009."""
-    return round(1.0 - objective, 12)
+    """1 - objective as the nearest float to the exact value (0.001, not 0.0010000000000000009)."""
+    return float(exact_error_budget(objective))
 
 
 def burn_rate(errors: float, total: float, objective: float) -> float:
@@ -22,7 +28,7 @@ def burn_rate(errors: float, total: float, objective: float) -> float:
 
 
 def violated(errors: int, total: int, objective: float) -> bool:
-    return bool(total) and Fraction(errors, total) > Fraction(repr(error_budget(objective)))
+    return bool(total) and Fraction(errors, total) > Fraction(exact_error_budget(objective))
 
 
 @dataclass
