@@ -133,7 +133,7 @@ class StreamingMetricsTracker(Tracker):
         return True
 
     def record_token(self, stream_id: str, token: str = "", chunk_size_bytes: int = 0) -> None:
-        if chunk_size_bytes.__class__ is not int or chunk_size_bytes < 0:
+        if chunk_size_bytes and (chunk_size_bytes.__class__ is not int or chunk_size_bytes < 0):
             v.tokens("chunk_size_bytes", chunk_size_bytes)  # raises unless an int subclass
         now = self._clock()
         lock = self._lock
