@@ -27,14 +27,15 @@ spec only, so it wraps any ASGI app, and Starlette/FastAPI take it as
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import re
 import secrets
-from typing import Any, Awaitable, Callable, Iterable, MutableMapping, NamedTuple
+from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
+from .errors import UNKNOWN_MODEL
+from .openai_payloads import (MAX_LABEL, RESPONSES_CONTENT, RESPONSES_DONE, RESPONSES_FAILED,
+                              Usage, clip, error_info, has_content, json_object, trailing_usage)
+from .sse import Event, SSEParser
 from .telemetry import Telemetry
-from .validation import MAX_TOKENS
 
 __all__ = ["FakeAIMetricsMiddleware", "OPENAI_ROUTES"]
 
@@ -50,25 +51,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPENAI_ROUTES: frozenset[str] = frozenset({
     "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
 })
-UNKNOWN_MODEL = "unknown"
+
 #: Status and error type recorded when the client goes away before the response is complete
 #: (499 is nginx's "client closed request").
 DISCONNECT_STATUS, DISCONNECT_ERROR = 499, "client_disconnect"
 
 _MiB = 1 << 20
 _TAIL_BYTES = 64 * 1024     # end of a large JSON response kept to find its trailing "usage"
-_MAX_LABEL = 200            # longer model names / error types are not label values, they are junk
-_MAX_MESSAGE = 1000
 
-#: Responses API stream events that carry generated output.
-_RESPONSES_CONTENT = frozenset({
-    "response.output_text.delta", "response.refusal.delta",
-    "response.function_call_arguments.delta",
-})
-_RESPONSES_DONE = frozenset({"response.completed", "response.incomplete"})
-_RESPONSES_FAILED = frozenset({"error", "response.failed"})
-#: Chat delta fields that carry generated text (``reasoning_content`` is vLLM's / DeepSeek's).
-_DELTA_TEXT = ("content", "refusal", "reasoning_content")
 
 
 class FakeAIMetricsMiddleware:
@@ -149,9 +139,9 @@ class _Exchange:
         self._model: str | None = None
         self.status: int | None = None
         self._response: _Capture | None = None   # JSON body being kept for parsing
-        self._sse: _SSEParser | None = None
+        self._sse: SSEParser | None = None
         self.stream_id: str | None = None
-        self._usage: _Usage | None = None
+        self._usage: Usage | None = None
         self._finish_reason = "stop"
         self._done = False                          # outcome recorded (or given up)
         self._disconnected = False
@@ -203,8 +193,8 @@ class _Exchange:
         model = UNKNOWN_MODEL
         body = self._request.whole()
         if body is not None:
-            found = _json_object(body).get("model")
-            if isinstance(found, str) and 0 < len(found) <= _MAX_LABEL:
+            found = json_object(body).get("model")
+            if isinstance(found, str) and 0 < len(found) <= MAX_LABEL:
                 model = found
         if self._request_complete:
             self._model = model
@@ -239,7 +229,7 @@ class _Exchange:
             self._call(self.telemetry.start_stream, self.stream_id, endpoint=self.endpoint,
                        model=self.model(), api_key=self.api_key, started_at=self.started)
             # a compressed stream is counted (start, outcome) but its tokens cannot be read
-            self._sse = _SSEParser(self.mw.max_event_bytes, enabled=not encoded)
+            self._sse = SSEParser(self.mw.max_event_bytes, enabled=not encoded)
         elif not encoded and (not content_type or b"json" in content_type):
             self._response = _Capture(self.mw.max_body_bytes, tail=_TAIL_BYTES)
 
@@ -249,15 +239,15 @@ class _Exchange:
         status = self.status or 500
         body = self._response
         if status >= 400:
-            error_type, message = _error_info(_json_object(body.whole()) if body else {},
+            error_type, message = error_info(json_object(body.whole()) if body else {},
                                               f"http_{status}")
             self._record_failure(status, error_type, message, latency)
             return
         self._done = True
-        usage = _Usage()
+        usage = Usage()
         if body is not None:
-            usage = _Usage.of(_json_object(body.whole()).get("usage") if not body.truncated
-                              else _trailing_usage(body.tail))
+            usage = Usage.of(json_object(body.whole()).get("usage") if not body.truncated
+                              else trailing_usage(body.tail))
         self._call(self.telemetry.record_request, endpoint=self.endpoint, model=self.model(),
                    latency_s=latency, prompt_tokens=usage.prompt,
                    completion_tokens=usage.completion, cached_tokens=usage.cached,
@@ -265,7 +255,7 @@ class _Exchange:
 
     # --- streams ---------------------------------------------------------------------------------
 
-    def _on_stream_body(self, sse: _SSEParser, body: bytes, more: bool) -> None:
+    def _on_stream_body(self, sse: SSEParser, body: bytes, more: bool) -> None:
         if sse.enabled and body:
             for event in sse.feed(bytes(body)):
                 self._on_event(event)
@@ -274,37 +264,37 @@ class _Exchange:
         if not more:
             self._finish_stream()
 
-    def _on_event(self, event: _Event) -> None:
+    def _on_event(self, event: Event) -> None:
         data = event.data.strip()
         if data == b"[DONE]":
             self._finish_stream()
             return
-        obj = _json_object(data)
+        obj = json_object(data)
         if not obj:
             return
         kind = obj.get("type")
         if not isinstance(kind, str):
             kind = event.name.decode("utf-8", "replace")
         error = obj.get("error")
-        if kind in _RESPONSES_FAILED or isinstance(error, dict):
+        if kind in RESPONSES_FAILED or isinstance(error, dict):
             self._stream_error(obj)
             return
-        if kind in _RESPONSES_CONTENT:
+        if kind in RESPONSES_CONTENT:
             self._token(event.size)
-        elif kind in _RESPONSES_DONE:
+        elif kind in RESPONSES_DONE:
             response = obj.get("response")
             if isinstance(response, dict) and isinstance(response.get("usage"), dict):
-                self._usage = _Usage.of(response["usage"])
+                self._usage = Usage.of(response["usage"])
         else:
             choices = obj.get("choices")
             if isinstance(choices, list):
-                if any(_has_content(c) for c in choices):
+                if any(has_content(c) for c in choices):
                     self._token(event.size)
                 for c in choices:
                     if isinstance(c, dict) and isinstance(c.get("finish_reason"), str):
                         self._finish_reason = c["finish_reason"]
             if isinstance(obj.get("usage"), dict):
-                self._usage = _Usage.of(obj["usage"])
+                self._usage = Usage.of(obj["usage"])
 
     def _token(self, size: int) -> None:
         self._call(self.telemetry.stream_token, self.stream_id, chunk_size_bytes=size)
@@ -318,7 +308,7 @@ class _Exchange:
             if not isinstance(error, dict):
                 # the Responses API's {"type": "error", "code": ..., "message": ...}
                 error = {"code": obj.get("code"), "message": obj.get("message")}
-        error_type, message = _error_info({"error": error}, "stream_error")
+        error_type, message = error_info({"error": error}, "stream_error")
         code = error.get("code")
         status = code if isinstance(code, int) and 400 <= code <= 599 else 500
         self._fail_stream(status, error_type, message)
@@ -354,7 +344,7 @@ class _Exchange:
             message = "client disconnected"
         else:
             status, error_type = 500, type(exc).__name__
-            message = _clip(str(exc))
+            message = clip(str(exc))
         if self.stream_id is not None:
             self._fail_stream(status, error_type, message)
         else:
@@ -398,114 +388,6 @@ class _Exchange:
             text = text.replace(self.api_key, "<api key>")
         log.debug("fakeai_metrics middleware: %s failed on %s: %s: %s", what, self.endpoint,
                   type(exc).__name__, text)
-
-
-# --- parsing helpers -----------------------------------------------------------------------------
-
-
-class _Usage(NamedTuple):
-    """Token counts of one request, cleaned so the hub never refuses them."""
-
-    prompt: int = 0
-    completion: int = 0
-    cached: int = 0
-
-    @classmethod
-    def of(cls, usage: Any) -> _Usage:
-        """OpenAI's chat/completions/embeddings ``usage`` or the Responses API's.
-
-        A missing or malformed count reads as 0 and cached is clamped to prompt, so a server
-        with odd usage still has its request counted rather than refused.
-        """
-        if not isinstance(usage, dict):
-            return cls()
-        if "input_tokens" in usage or "output_tokens" in usage:  # Responses API
-            prompt = _count(usage.get("input_tokens"))
-            completion = _count(usage.get("output_tokens"))
-            details = usage.get("input_tokens_details")
-        else:
-            prompt = _count(usage.get("prompt_tokens"))
-            if "prompt_tokens" not in usage:  # an embeddings server that only sends the total
-                prompt = _count(usage.get("total_tokens"))
-            completion = _count(usage.get("completion_tokens"))
-            details = usage.get("prompt_tokens_details")
-        cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
-        return cls(prompt, completion, min(cached, prompt))
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
-        return 0
-    return value
-
-
-def _has_content(choice: Any) -> bool:
-    """Does a streamed chat or completions choice carry generated output?"""
-    if not isinstance(choice, dict):
-        return False
-    text = choice.get("text")  # /v1/completions
-    if isinstance(text, str) and text:
-        return True
-    delta = choice.get("delta")
-    if not isinstance(delta, dict):
-        return False
-    if any(isinstance(delta.get(f), str) and delta[f] for f in _DELTA_TEXT):
-        return True
-    tool_calls = delta.get("tool_calls")
-    return isinstance(tool_calls, list) and bool(tool_calls)
-
-
-def _error_info(body: dict[str, Any], default: str) -> tuple[str, str]:
-    """(error type, message) of an OpenAI error body: ``type``, else ``code``, else ``default``."""
-    error = body.get("error")
-    message: Any = ""
-    error_type: Any = None
-    if isinstance(error, dict):
-        error_type = error.get("type") or error.get("code")
-        message = error.get("message") or ""
-    elif isinstance(error, str):  # some servers send {"error": "text"}
-        message = error
-    elif isinstance(body.get("detail"), str):  # FastAPI's HTTPException
-        message = body["detail"]
-    if error_type is None or isinstance(error_type, bool) or not str(error_type):
-        error_type = default
-    error_type = str(error_type)[:_MAX_LABEL]
-    return error_type, _clip(message if isinstance(message, str) else str(message))
-
-
-def _json_object(data: bytes | None) -> dict[str, Any]:
-    """The JSON object in ``data``, or {} when it is not one."""
-    if not data:
-        return {}
-    try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-_COLON = re.compile(rb"\s*:\s*")
-
-
-def _trailing_usage(tail: bytes) -> Any:
-    """The last ``"usage": {...}`` in the end of a body too large to keep whole.
-
-    OpenAI writes ``usage`` after the payload (an embeddings list can be megabytes), so the
-    tail of the body is where it is.
-    """
-    at = tail.rfind(b'"usage"')
-    colon = _COLON.match(tail, at + len(b'"usage"')) if at >= 0 else None
-    if colon is None:
-        return None
-    try:
-        value, _ = json.JSONDecoder().raw_decode(tail[colon.end():].decode("utf-8", "replace"))
-    except ValueError:
-        return None
-    return value
-
-
-def _clip(text: str) -> str:
-    return text[:_MAX_MESSAGE]
 
 
 def _normalise(path: str) -> str:
@@ -554,96 +436,3 @@ class _Capture:
     def whole(self) -> bytes | None:
         """The complete body so far, or None once it outgrew the limit."""
         return None if self.truncated else bytes(self.head)
-
-
-class _Event(NamedTuple):
-    name: bytes   # the ``event:`` field, b"" when absent
-    data: bytes   # the ``data:`` lines joined by newlines
-    size: int     # bytes of the event on the wire, its blank line included
-
-
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-
-
-class _SSEParser:
-    """Incremental server-sent-events parser with bounded state.
-
-    It keeps the current line and event, never more than ``max_event_bytes``: an event larger
-    than that is skipped (it still passes through to the client). Lines may end in CRLF, LF or
-    CR, and events may be split anywhere across chunks, a CRLF included.
-    """
-
-    def __init__(self, max_event_bytes: int, enabled: bool = True) -> None:
-        self.max_event_bytes = max_event_bytes
-        self.enabled = enabled
-        self._line = bytearray()
-        self._line_len = 0          # bytes of the current line seen, kept or not
-        self._cr_pending = False    # the last chunk ended in CR: maybe half of a CRLF
-        self._name = b""
-        self._data = bytearray()
-        self._has_data = False
-        self._size = 0
-        self._oversized = False
-
-    def feed(self, chunk: bytes) -> list[_Event]:
-        events: list[_Event] = []
-        pos, end = 0, len(chunk)
-        if self._cr_pending and end:
-            self._cr_pending = False
-            crlf = chunk[:1] == b"\n"
-            self._end_line(2 if crlf else 1, events)
-            pos = 1 if crlf else 0
-        while pos < end:
-            m = _LINE_END.search(chunk, pos)
-            if m is None:
-                self._append(chunk[pos:])
-                break
-            self._append(chunk[pos:m.start()])
-            if m.end() == end and m.group() == b"\r":
-                self._cr_pending = True
-                break
-            self._end_line(m.end() - m.start(), events)
-            pos = m.end()
-        return events
-
-    def _append(self, part: bytes) -> None:
-        if not part:
-            return
-        self._line_len += len(part)
-        self._size += len(part)
-        if self._size > self.max_event_bytes:
-            self._oversized = True
-            self._line.clear()
-            self._data.clear()
-        if not self._oversized:
-            self._line += part
-
-    def _end_line(self, terminator: int, events: list[_Event]) -> None:
-        self._size += terminator
-        if self._line_len:
-            if not self._oversized:
-                self._field(bytes(self._line))
-            self._line.clear()
-            self._line_len = 0
-            return
-        # a blank line ends the event
-        if self._has_data and not self._oversized:
-            events.append(_Event(self._name, bytes(self._data), self._size))
-        elif self._oversized:
-            log.debug("fakeai_metrics middleware: skipped a %d-byte stream event", self._size)
-        self._name, self._has_data, self._oversized, self._size = b"", False, False, 0
-        self._data.clear()
-
-    def _field(self, line: bytes) -> None:
-        name, colon, value = line.partition(b":")
-        if not name and colon:
-            return  # a comment, e.g. a keep-alive
-        if value.startswith(b" "):
-            value = value[1:]
-        if name == b"data":
-            if self._has_data:
-                self._data += b"\n"
-            self._data += value
-            self._has_data = True
-        elif name == b"event":
-            self._name = value

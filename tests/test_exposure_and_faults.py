@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.request
 
 import pytest

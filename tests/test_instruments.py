@@ -6,7 +6,7 @@ import random
 from bisect import bisect_left
 
 import pytest
-from prometheus_client import CollectorRegistry, Histogram as PromHistogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram as PromHistogram
 
 from fakeai_metrics import catalog
 from fakeai_metrics.instruments import GRID_RATIO, Histogram
