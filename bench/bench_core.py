@@ -170,35 +170,31 @@ def token_costs(streams: int, reps: int) -> dict[str, float]:
     clock = time.monotonic
     ns = time.perf_counter_ns
 
-    def project() -> list[float]:
-        st = StreamingMetricsTracker(clock=clock)
+    def timed(start: Callable[[str, str], None], token: Callable[[str], None],
+              finish: Callable[[str], None]) -> list[float]:
+        """ns per gap of each stream: its first token untimed, then ``gaps`` timed tokens."""
         out = []
         for i in range(streams):
             sid = f"s{i}"
-            st.start_stream(sid, models[i % 3], 10)
-            rt = st.record_token
-            rt(sid)
+            start(sid, models[i % 3])
+            token(sid)
             t0 = ns()
             for _ in range(gaps):
-                rt(sid)
+                token(sid)
             out.append((ns() - t0) / gaps)
-            st.complete_stream(sid)
+            finish(sid)
         return out
+
+    def project() -> list[float]:
+        st = StreamingMetricsTracker(clock=clock)
+        return timed(lambda sid, m: st.start_stream(sid, m, 10), st.record_token,
+                     st.complete_stream)
 
     def hub() -> list[float]:
         t = Telemetry(registry=prometheus_client.CollectorRegistry(), clock=clock)
-        out = []
-        for i in range(streams):
-            sid = f"s{i}"
-            t.start_stream(sid, endpoint=w.ENDPOINT, model=models[i % 3], prompt_tokens=10)
-            tok = t.stream_token
-            tok(sid)
-            t0 = ns()
-            for _ in range(gaps):
-                tok(sid)
-            out.append((ns() - t0) / gaps)
-            t.finish_stream(sid)
-        return out
+        return timed(lambda sid, m: t.start_stream(sid, endpoint=w.ENDPOINT, model=m,
+                                                   prompt_tokens=10),
+                     t.stream_token, t.finish_stream)
 
     def floor() -> list[float]:
         h = Histogram("itl", "itl", ["model"], registry=prometheus_client.CollectorRegistry(),
