@@ -139,7 +139,11 @@ def test_killed_worker_loses_no_count_of_the_survivors(tmp_path, monkeypatch):
         for p in survivors + [victim]:
             if p.poll() is None:
                 p.stdin.close()
-                p.wait(timeout=10)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # still recording: never leave it running
+                    p.kill()
+                    p.wait(timeout=10)
 
 
 # --- scrapes during heavy writes ------------------------------------------------------------
