@@ -62,6 +62,17 @@ def test_catalog_prints_the_table(capsys):
     assert capsys.readouterr().out == markdown_table()
 
 
+def _interrupt(proc: subprocess.Popen) -> tuple[str, str]:
+    """Ctrl-C, as a user would; killed if it does not stop within 20 s (then the test fails)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
 def _scrape(port: int, deadline: float) -> str:
     while True:
         try:
@@ -90,8 +101,7 @@ def test_demo_serves_metrics_and_stops_cleanly_on_ctrl_c():
         assert "sk-demo" not in text  # keys are exported as their aliases
         assert 'api_key="carol"' in text
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = _interrupt(proc)
     assert proc.returncode == 0, err
     assert f"http://127.0.0.1:{port}/metrics" in out
     assert "requests" in out and "p50 TTFT" in out and "stopped." in out
@@ -130,8 +140,7 @@ def test_serve_subcommand_serves_until_ctrl_c():
         text = _scrape(port, time.monotonic() + 20)
         assert "python_info" in text or "process_" in text  # the default registry's collectors
     finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = _interrupt(proc)
     assert proc.returncode == 0, err
     assert f"http://127.0.0.1:{port}/metrics" in out
 

@@ -53,10 +53,16 @@ def test_four_workers_sum_exactly(multiproc_dir):
     procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
                               text=True) for _ in range(WORKERS)]
     costs = []
-    for p in procs:
-        out, _ = p.communicate(timeout=60)
-        assert p.returncode == 0
-        costs.append(float(out))
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=60)
+            assert p.returncode == 0
+            costs.append(float(out))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
     reg = scrape_registry()
     errors = len(range(0, REQUESTS, 10))
