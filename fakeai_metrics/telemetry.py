@@ -7,21 +7,24 @@ so ``sum(fakeai_requests_total)`` equals the requests recorded however many trac
 from __future__ import annotations
 
 import threading
-from typing import Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from . import validation as v
 from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
-from . import validation as v
 from .keys import KeyIds
 from .limits import limits_for
-from .pricing import Price
 from .models import ModelMetricsTracker
+from .pricing import Price
 from .streaming import StreamingMetricsTracker
 from .tracker import Buckets, Clock
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 
 _HISTOGRAMS = {s.name for s in CATALOG if s.kind == "histogram"}
@@ -37,7 +40,8 @@ class Telemetry:
     to the key id ``anonymous``, so tokens are counted whether or not a key was sent.
     """
 
-    def __init__(self, registry: CollectorRegistry = REGISTRY, meter_provider: Any = None, *,
+    def __init__(self, registry: CollectorRegistry = REGISTRY,
+                 meter_provider: MeterProvider | None = None, *,
                  namespace: str = DEFAULT_NAMESPACE, slo_objective: float = 0.999,
                  buckets: Buckets | None = None, clock: Clock | None = None,
                  wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -18,6 +18,11 @@ from prometheus_client.core import Metric
 from . import multiprocess as mp
 from .catalog import DEFAULT_NAMESPACE, MetricSpec, Owner, owned_by
 from .instruments import Counter, Gauge, Histogram, Instrument
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
+    from .limits import LabelLimits
 
 Clock = Callable[[], float]
 Buckets = Mapping[str, Iterable[float]]
@@ -43,13 +48,13 @@ class Tracker:
         self,
         *,
         registry: CollectorRegistry | None = None,
-        meter_provider: Any = None,
+        meter_provider: MeterProvider | None = None,
         namespace: str = DEFAULT_NAMESPACE,
         buckets: Buckets | None = None,
         clock: Clock | None = None,
         genai_provider: str = "openai",
         multiprocess: bool | None = None,
-        limits: Any = None,
+        limits: LabelLimits | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._clock: Clock = clock or type(self).default_clock
