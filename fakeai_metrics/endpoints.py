@@ -206,19 +206,27 @@ class MetricsTracker(Tracker):
         finally:
             lock.release()
 
-    def complete_stream(self, stream_id: str, endpoint: str | None = None) -> None:
-        self._finish(stream_id, "completed")
+    def complete_stream(self, stream_id: str, endpoint: str | None = None, *,
+                        tokens: int | None = None, ttft_s: float | None = None) -> None:
+        """Finish a stream. ``tokens`` and ``ttft_s`` tell what a caller counted itself instead
+        of calling ``track_stream_token`` per token (``Telemetry`` does: one lock per token)."""
+        self._finish(stream_id, "completed", tokens, ttft_s)
 
     def fail_stream(self, stream_id: str, endpoint: str | None = None,
                     error_message: str = "") -> None:
         self._finish(stream_id, "failed")
 
-    def _finish(self, stream_id: str, outcome: str) -> None:
+    def _finish(self, stream_id: str, outcome: str, tokens: int | None = None,
+                ttft_s: float | None = None) -> None:
         now = self._clock()
         with self._lock:
             s = self._streams.pop(stream_id, None)
             if s is None:
                 return
+            if tokens is not None:
+                s.tokens = tokens
+            if ttft_s is not None:
+                s.first = s.start + ttft_s
             endpoint = s.key[0]
             self._streams_active.inc(s.key, -1)
             self._streams_total.inc((endpoint, outcome))

@@ -131,8 +131,8 @@ class Telemetry:
         self.metrics.start_stream(stream_id, endpoint, started_at=started_at)
 
     def stream_token(self, stream_id: str, chunk_size_bytes: int = 0) -> None:
+        """One token: one tracker call, one lock; the endpoint view learns the count at the end."""
         self.streaming.record_token(stream_id, "", chunk_size_bytes)
-        self.metrics.track_stream_token(stream_id)
 
     def finish_stream(self, stream_id: str, *, finish_reason: str = "stop",
                       completion_tokens: int | None = None, prompt_tokens: int | None = None,
@@ -161,7 +161,8 @@ class Telemetry:
         seen = summary.tokens if summary is not None else 0
         completion = seen if completion_tokens is None else completion_tokens
         endpoint, model, api_key = route.endpoint, route.model, route.api_key
-        self.metrics.complete_stream(stream_id, endpoint)
+        self.metrics.complete_stream(stream_id, endpoint, tokens=seen,
+                                     ttft_s=summary.ttft_s if summary is not None else None)
         self.metrics.track_tokens(endpoint, prompt + completion)
         if summary is not None:
             self.models.track_request(model, endpoint, prompt, completion,

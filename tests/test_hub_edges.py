@@ -118,3 +118,17 @@ def test_standalone_trackers_start_streams_and_say_whether_they_did():
     assert st.start_stream("a", "m") is True
     assert st.start_stream("a", "m") is False and st.start_stream("b", "m") is False
     assert isinstance(ModelMetricsTracker().registry, CollectorRegistry)
+
+
+def test_the_endpoint_view_of_a_hub_stream_learns_ttft_and_tokens_at_the_end(telemetry,
+                                                                             metrics_clock):
+    telemetry.start_stream("s", endpoint=EP, model="gpt-4o")
+    metrics_clock.advance(0.05)
+    for _ in range(10):
+        telemetry.stream_token("s")
+        metrics_clock.advance(0.01)
+    telemetry.finish_stream("s")
+    stats = telemetry.metrics.get_streaming_stats()
+    assert stats["completed_streams"] == 1
+    assert stats["ttft"]["avg"] == pytest.approx(0.05)
+    assert stats["tokens_per_second"]["avg"] == pytest.approx(10 / 0.15)
