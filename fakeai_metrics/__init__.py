@@ -6,6 +6,7 @@ from .cost import BudgetLimitType, BudgetPeriod, CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
 from .keys import KeyIds, hash_key
+from .limits import LabelLimits
 from .models import ModelMetricsTracker
 from .pricing import Price, PriceTable
 from .slo import SLOStatus
@@ -15,7 +16,8 @@ from .validation import InvalidMetricInput
 
 __all__ = [
     "BudgetLimitType", "BudgetPeriod", "CATALOG", "CostTracker", "ErrorMetricsTracker",
-    "InvalidMetricInput", "KeyIds", "MetricSpec", "MetricsTracker", "ModelMetricsTracker",
-    "Price", "PriceTable", "SLOStatus", "StreamingMetricsTracker", "Telemetry", "hash_key",
+    "InvalidMetricInput", "KeyIds", "LabelLimits", "MetricSpec", "MetricsTracker",
+    "ModelMetricsTracker", "Price", "PriceTable", "SLOStatus", "StreamingMetricsTracker",
+    "Telemetry", "hash_key",
 ]
 __version__ = "0.1.0"
