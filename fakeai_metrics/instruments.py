@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections import defaultdict
 from functools import lru_cache
 from typing import Iterable
 
@@ -111,14 +112,13 @@ class Distribution:
     __slots__ = ("bins", "sum", "min", "max")
 
     def __init__(self) -> None:
-        self.bins: dict[int, int] = {}
+        self.bins: defaultdict[int, int] = defaultdict(int)  # `+= 1`: no .get() call per add
         self.sum = 0.0
         self.min = math.inf
         self.max = -math.inf
 
     def add(self, index: int, value: float) -> None:
-        bins = self.bins
-        bins[index] = bins.get(index, 0) + 1
+        self.bins[index] += 1
         self.sum += value
         if value < self.min:
             self.min = value

@@ -145,9 +145,7 @@ class StreamingMetricsTracker(Tracker):
                 # The common case, a gap of a stream whose ITL series is known: Distribution.add
                 # inlined (the one copy of it; a call here costs a fifth of the per-token budget).
                 gap = now - s.last
-                bins = itl.bins
-                i = bisect_left(self._itl_grid, gap)
-                bins[i] = bins.get(i, 0) + 1
+                itl.bins[bisect_left(self._itl_grid, gap)] += 1
                 itl.sum += gap
                 if gap < itl.min:
                     itl.min = gap
