@@ -6,8 +6,9 @@ floor records the same requests with prometheus_client. Both are scraped with ``
 
 Multiprocess: ``workers`` subprocesses each run the seed workload (a different seed each) with
 ``PROMETHEUS_MULTIPROC_DIR`` set, so the trackers write through to prometheus_client's files; then
-this process scrapes them with ``scrape_registry()`` (``MultiProcessCollector``). The reference is
-one ordinary process that ran all those requests itself, scraped with ``generate_latest``.
+this process scrapes them with ``scrape_registry()`` (``MergingCollector``) and, for context, with
+prometheus_client's ``MultiProcessCollector``; both must give the same bytes. The reference is one
+ordinary process that ran all those requests itself, scraped with ``generate_latest``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import tempfile
 import time
 from typing import Any, Callable
 
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 import workload as w
 from fakeai_metrics import multiprocess
@@ -92,9 +94,9 @@ def multiprocess_scrape(script: str, workers: int, n_per_worker: int, seed: int,
                         reps: int) -> dict[str, Any]:
     """Scrape time of ``workers`` workers' files vs one ordinary process holding all requests
     (and, for context, one worker in multiprocess mode holding them all)."""
-    mp_s, mp_bytes, files, record_us = _scrape_workers(script, [n_per_worker] * workers, seed,
-                                                       reps)
-    one_s, _, _, _ = _scrape_workers(script, [n_per_worker * workers], seed, reps)
+    mp_s, mp_bytes, files, record_us, pc_s = _scrape_workers(script, [n_per_worker] * workers,
+                                                             seed, reps)
+    one_s, _, _, _, _ = _scrape_workers(script, [n_per_worker * workers], seed, reps)
     cell, clock = w.make_clock("virtual")
     single = w.build_seed(clock)
     for i in range(workers):
@@ -102,13 +104,15 @@ def multiprocess_scrape(script: str, workers: int, n_per_worker: int, seed: int,
     sp_s, sp_text = best_time(lambda: generate_latest(single["registry"]), reps)
     return {"workers": workers, "requests": workers * n_per_worker, "files": files,
             "mp_ms": mp_s * 1e3, "mp_bytes": mp_bytes, "mp_one_ms": one_s * 1e3,
+            "mp_prometheus_client_ms": pc_s * 1e3,
             "single_ms": sp_s * 1e3, "single_bytes": len(sp_text), "mp_record_us": record_us}
 
 
 def _scrape_workers(script: str, sizes: list[int], seed: int, reps: int
-                    ) -> tuple[float, int, int, float]:
+                    ) -> tuple[float, int, int, float, float]:
     """One worker process per size, then a multiprocess scrape of their files: (best seconds,
-    bytes, files, mean us/request recording in a worker)."""
+    bytes, files, mean us/request recording in a worker, best seconds of prometheus_client's
+    ``MultiProcessCollector`` on the same files)."""
     with tempfile.TemporaryDirectory(prefix="fakeai-bench-mp-") as tmp:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": tmp}
         procs = [subprocess.Popen([sys.executable, script, "--mp-worker", str(n),
@@ -124,11 +128,16 @@ def _scrape_workers(script: str, sizes: list[int], seed: int, reps: int
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tmp
         try:
             registry = multiprocess.scrape_registry()
+            reference = CollectorRegistry()
+            MultiProcessCollector(reference)
+            pc_s, pc_text = best_time(lambda: generate_latest(reference), reps)
             mp_s, mp_text = best_time(lambda: generate_latest(registry), reps)
+            if mp_text != pc_text:
+                raise RuntimeError("MergingCollector and MultiProcessCollector disagree")
         finally:
             if old is None:
                 del os.environ["PROMETHEUS_MULTIPROC_DIR"]
             else:
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = old
         files = len(os.listdir(tmp))
-    return mp_s, len(mp_text), files, sum(record_us) / len(record_us)
+    return mp_s, len(mp_text), files, sum(record_us) / len(record_us), pc_s

@@ -2,10 +2,11 @@
 
 With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn or uvicorn with several workers), each tracker's
 instruments also write through to prometheus_client metrics, whose values live in memory-mapped
-files that ``MultiProcessCollector`` sums at scrape time: counters and histograms are exact across
-workers. Gauges combine as the catalog's ``multiprocess_mode`` says: open streams and budget spend
-are summed over live workers (``livesum``), budget limits and thresholds and the SLO objective
-take the most recent value. The burn-rate gauge is per-process state and is not exported in this
+files that ``scrape_registry()`` merges at scrape time (prometheus_client's rules, each file key
+parsed once per process: see ``multiprocess_merge``). Counters and histograms are exact across
+workers. Gauges combine as the catalog's ``multiprocess_mode`` says: open streams and budget
+spend are summed over live workers (``livesum``), budget limits and thresholds and the SLO
+objective take the most recent value. The burn-rate gauge is per-process state and is not exported in this
 mode; the generated recording rules compute it fleet-wide from ``fakeai_requests_total``.
 
 In this mode ``reset()``/``clear_history()`` reset the in-process views only: files never go back.
@@ -98,7 +99,7 @@ class MirroredHistogram(Histogram):
 
 def scrape_registry() -> prometheus_client.CollectorRegistry:
     """A registry that reads every worker's files: serve this one in multiprocess mode."""
-    from prometheus_client import multiprocess
+    from .multiprocess_merge import MergingCollector
     registry = prometheus_client.CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    MergingCollector(registry)
     return registry

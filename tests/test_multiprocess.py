@@ -8,8 +8,12 @@ import sys
 import textwrap
 
 import pytest
-from prometheus_client.multiprocess import mark_process_dead
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
+from prometheus_client import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from fakeai_metrics import multiprocess_merge
+from fakeai_metrics.multiprocess_merge import MergingCollector
 from fakeai_metrics.server import scrape_registry
 from fakeai_metrics.testing import metric_value
 
@@ -82,9 +86,63 @@ def test_four_workers_sum_exactly(multiproc_dir):
     assert metric_value(reg, "fakeai_streams_active") == WORKERS
     with pytest.raises(AssertionError):  # per-process state: the rules compute it fleet-wide
         metric_value(reg, "fakeai_slo_burn_rate")
+    assert generate_latest(reg) == generate_latest(reference_registry(multiproc_dir))
 
     # a worker that exits is marked dead: its open stream leaves the live sum, counts stay
     mark_process_dead(procs[0].pid, str(multiproc_dir))
     reg = scrape_registry()
     assert metric_value(reg, "fakeai_streams_active") == WORKERS - 1
     assert metric_value(reg, "fakeai_requests_total") == WORKERS * REQUESTS
+
+
+def reference_registry(path) -> CollectorRegistry:
+    """prometheus_client's own collector over the same files: the specification of the merge."""
+    reg = CollectorRegistry()
+    MultiProcessCollector(reg, path=str(path))
+    return reg
+
+
+GAUGE_MODES = ("all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum",
+               "mostrecent", "livemostrecent")
+
+
+def test_merge_matches_prometheus_client_for_every_type_and_mode(multiproc_dir, monkeypatch):
+    """Three fake pids write every metric type and gauge mode; our collector's scrape is byte for
+    byte prometheus_client's, warm or cold, before and after a worker is marked dead."""
+    pid = [101]
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid[0]))
+    counter = Counter("jobs", "Jobs.", ["kind"], registry=None)
+    not_a_bucket = Counter("odd", "A counter with an le label.", ["le"], registry=None)
+    hist = Histogram("lat_seconds", "Latency.", ["model"], buckets=(0.1, 0.5, 2.5),
+                     registry=None)
+    summary = Summary("size_bytes", "Sizes.", ["route"], registry=None)
+    gauges = {mode: Gauge(f"g_{mode}", f"Gauge {mode}.", ["k"], multiprocess_mode=mode,
+                          registry=None) for mode in GAUGE_MODES}
+    for n, p in enumerate((101, 102, 103)):
+        pid[0] = p
+        counter.labels("a").inc(n + 1)
+        counter.labels(f"only-{p}").inc(0.25)
+        not_a_bucket.labels("1.0").inc(n)
+        for x in (0.05, 0.3 * (n + 1), 3.0):
+            hist.labels("m1").observe(x)
+        hist.labels(f"m{p}").observe(0.2)
+        summary.labels("/v1").observe(10.0 * n)
+        for mode, g in gauges.items():
+            g.labels("x").set(n - 1.5)
+            g.labels(f"y{p % 2}").set(7.0 * n)
+
+    ours = CollectorRegistry()
+    merging = MergingCollector(ours)
+    reference = reference_registry(multiproc_dir)
+    text = generate_latest(reference)
+    assert b'jobs_total{kind="a"} 6.0' in text and b'g_livesum{k="x"} -1.5' in text
+    assert generate_latest(ours) == text
+    assert generate_latest(ours) == text  # the second scrape reads keys from the memo
+    monkeypatch.setattr(multiprocess_merge, "MAX_KEYS", 3)
+    assert generate_latest(ours) == text  # an overfull memo restarts
+    assert len(merging._keys) > 3
+
+    mark_process_dead(102, str(multiproc_dir))
+    text = generate_latest(reference)
+    assert b'g_livesum{k="x"} -1.0' in text  # -1.5 + 0.5: pids 101 and 103 remain
+    assert generate_latest(ours) == text
