@@ -15,7 +15,8 @@ Sections (all in one run; targets from issues 8 and 4, ``--check`` exits 1 when 
   Telemetry    the same requests through the hub's one-call paths, against a floor that also
                exports the hub's extra series (reported, no target)
   OTel         the seed API with an OpenTelemetry SDK MeterProvider (InMemoryMetricReader)
-               attached (<= 2x the floor); unattached is the seed API row
+               attached (<= 2x the floor); unattached is the seed API row. Then the split: SDK
+               records per request x one record's cost, and the project's own OTel work
   per token    StreamingMetricsTracker.record_token, median us per token (<= 0.5 us), next to
                the floor's Histogram.observe and Telemetry.stream_token
   scrape       generate_latest with 100 models x 2.5k/5k/10k keys' cost series (<= 100 ms at
@@ -82,6 +83,66 @@ def otel_provider() -> Any:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     return MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+class CountingProvider:
+    """An OpenTelemetry API provider whose histograms only count records: the project's own OTel
+    work with no SDK behind it, and how many SDK records a workload makes."""
+
+    def __init__(self) -> None:
+        from opentelemetry.metrics import NoOpHistogram, NoOpMeter
+        provider = self
+        self.records = 0
+
+        class Histogram(NoOpHistogram):
+            def record(self, amount: Any, attributes: Any = None, context: Any = None) -> None:
+                provider.records += 1
+
+        class Meter(NoOpMeter):
+            def create_histogram(self, name: str, unit: str = "", description: str = "",
+                                 **advice: Any) -> Any:
+                return Histogram(name)
+
+        self.meter = Meter("counting")
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        return self.meter
+
+
+def sdk_record_us(reps: int, n: int = 20_000) -> float:
+    """Best us per SDK Histogram.record with a request's GenAI attributes (4 of them)."""
+    from fakeai_metrics import otel
+    hist = otel_provider().get_meter("bench").create_histogram("h", unit="{token}")
+    attrs = otel._Attrs("openai")(w.ENDPOINT, w.MODELS[0], (otel.ga.GEN_AI_TOKEN_TYPE,
+                                                            otel.INPUT))
+    best = math.inf
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            hist.record(100, attrs)
+        best = min(best, (time.perf_counter() - t0) / n * 1e6)
+    return best
+
+
+def otel_breakdown(work: w.Work, reps: int) -> dict[str, float]:
+    """An attached provider's cost split in two: the SDK's records (records per request, counted,
+    times one record's cost) and the project's own OTel work (us/request with a counting no-op
+    provider minus without one, best of ``reps`` alternated)."""
+    best = {"none": math.inf, "counting": math.inf}
+    records = 0
+    for rep in range(reps):
+        for side in (("none", "counting") if rep % 2 == 0 else ("counting", "none")):
+            cell, clock = w.make_clock("virtual")
+            provider = CountingProvider() if side == "counting" else None
+            p = w.build_seed(clock, provider)
+            gc.collect()
+            t0 = time.perf_counter()
+            w.run_seed(work, p, cell)
+            best[side] = min(best[side], (time.perf_counter() - t0) / len(work) * 1e6)
+            if provider is not None:
+                records = provider.records
+    return {"records_per_request": records / len(work), "record_us": sdk_record_us(reps),
+            "own_us": best["counting"] - best["none"]}
 
 
 def prepare(side: str, work: w.Work, clock_kind: str) -> tuple[Callable[[], None],
@@ -365,6 +426,16 @@ def main(argv: list[str] | None = None) -> int:
         report.check(f"seed API / floor @{mid}", r["seed"] / r["floor"], TARGET_RATIO, ".2f", "x")
         report.check(f"OTel attached / floor @{mid}", r["seed+otel"] / r["floor"],
                      TARGET_OTEL_RATIO, ".2f", "x")
+    if mid in results:
+        ob = otel_breakdown(w.make_workload(mid, args.seed), reps)
+        sdk_us = ob["records_per_request"] * ob["record_us"]
+        floor_us = results[mid]["floor"]
+        print(f"\nOTel @{mid}, opentelemetry-sdk {_version('opentelemetry-sdk')}: "
+              f"{ob['records_per_request']:.2f} SDK Histogram.record per request x "
+              f"{ob['record_us']:.2f} us each = {sdk_us:.1f} us/request ({sdk_us / floor_us:.2f}x "
+              f"the floor by itself); the project's own OTel work {ob['own_us']:.1f} us/request; "
+              f"so with this SDK 'OTel attached / floor' is at least (seed API + SDK records) / "
+              f"floor = {(results[mid]['seed'] + sdk_us) / floor_us:.2f}x")
     largest = sizes[-1]
     if largest > mid:
         report.check(f"seed API us/req {largest} / {mid}",

@@ -60,11 +60,11 @@ class _Attrs:
 
     def __init__(self, provider_name: str) -> None:
         self.provider_name = provider_name
-        self._cache: dict[tuple[str | None, ...], Attributes] = {}
+        self._cache: dict[tuple[Any, ...], Attributes] = {}
 
     def __call__(self, endpoint: str | None, model: str | None,
                  *extra: tuple[str, str]) -> Attributes:
-        key = (endpoint, model) + tuple(x for pair in extra for x in pair)
+        key = (endpoint, model) + extra
         found = self._cache.get(key)
         if found is None:
             found = {ga.GEN_AI_PROVIDER_NAME: self.provider_name}
