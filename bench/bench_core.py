@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- multiprocess ---
     mp = scale.multiprocess_scrape(SCRIPT, workers=4, n_per_worker=2_000 if quick else 5_000,
-                                   seed=args.seed, reps=5)
+                                   seed=args.seed, reps=25)
     print(f"\nmultiprocess: {mp['workers']} workers x {mp['requests'] // mp['workers']} "
           f"requests ({mp['files']} files): scrape {mp['mp_ms']:.2f} ms, {mp['mp_bytes']} bytes; "
           f"one ordinary process with all {mp['requests']}: {mp['single_ms']:.2f} ms, "
