@@ -136,7 +136,8 @@ class MergingCollector(MultiProcessCollector):
 
     def collect(self) -> list[Metric]:
         if len(self._keys) > MAX_KEYS:
-            self._keys.clear()
+            self._keys = {}  # a new dict, not clear(): a concurrent scrape keeps its own
+        keys = self._keys
         families: dict[str, _Family] = {}
         totals: dict[str, float] = {}  # counter, histogram and summary keys, summed over files
         for path in glob.glob(os.path.join(self._path, "*.db")):
@@ -151,30 +152,30 @@ class MergingCollector(MultiProcessCollector):
             if typ == "gauge":
                 pid = ("pid", parts[2][:-3])
                 for key, value, timestamp, _ in values:
-                    family = self._family(families, key, typ)
+                    family = _family(families, keys, key, typ)
                     family.mode = parts[1]
-                    family.gauges.append((self._keys[key], pid, value, timestamp))
+                    family.gauges.append((keys[key], pid, value, timestamp))
                 continue
             for key, value, _, _ in values:  # the hot loop: one dict update per value
                 total = totals.get(key)
                 if total is None:
                     totals[key] = 0.0 + value
-                    self._family(families, key, typ)
+                    _family(families, keys, key, typ)
                 else:
                     totals[key] = total + value
-        keys = self._keys
         for key, total in totals.items():
             k = keys[key]
             families[k.metric].add(k, total)
         return [family.metric() for family in families.values()]
 
-    def _family(self, families: dict[str, _Family], key: str, typ: str) -> _Family:
-        """The family of ``key`` (parsed once per process), made on first sight in this scrape
-        with the type of the file it was first read from, as prometheus_client does."""
-        k = self._keys.get(key)
-        if k is None:
-            k = self._keys[key] = _parse(key)
-        family = families.get(k.metric)
-        if family is None:
-            family = families[k.metric] = _Family(k.metric, k.help, typ)
-        return family
+
+def _family(families: dict[str, _Family], keys: dict[str, _Key], key: str, typ: str) -> _Family:
+    """The family of ``key`` (parsed at most once while in ``keys``), made on first sight in this
+    scrape with the type of the file it was first read from, as prometheus_client does."""
+    k = keys.get(key)
+    if k is None:
+        k = keys[key] = _parse(key)
+    family = families.get(k.metric)
+    if family is None:
+        family = families[k.metric] = _Family(k.metric, k.help, typ)
+    return family

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
@@ -106,9 +107,9 @@ GAUGE_MODES = ("all", "liveall", "min", "livemin", "max", "livemax", "sum", "liv
                "mostrecent", "livemostrecent")
 
 
-def test_merge_matches_prometheus_client_for_every_type_and_mode(multiproc_dir, monkeypatch):
-    """Three fake pids write every metric type and gauge mode; our collector's scrape is byte for
-    byte prometheus_client's, warm or cold, before and after a worker is marked dead."""
+@pytest.fixture
+def mixed_files(multiproc_dir, monkeypatch):
+    """Three fake pids write every metric type and gauge mode into the multiprocess directory."""
     pid = [101]
     monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid[0]))
     counter = Counter("jobs", "Jobs.", ["kind"], registry=None)
@@ -130,19 +131,36 @@ def test_merge_matches_prometheus_client_for_every_type_and_mode(multiproc_dir, 
         for mode, g in gauges.items():
             g.labels("x").set(n - 1.5)
             g.labels(f"y{p % 2}").set(7.0 * n)
+    return multiproc_dir
 
+
+def test_merge_matches_prometheus_client_for_every_type_and_mode(mixed_files, monkeypatch):
+    """Our collector's scrape is byte for byte prometheus_client's, warm or cold, before and
+    after a worker is marked dead."""
     ours = CollectorRegistry()
     merging = MergingCollector(ours)
-    reference = reference_registry(multiproc_dir)
+    reference = reference_registry(mixed_files)
     text = generate_latest(reference)
     assert b'jobs_total{kind="a"} 6.0' in text and b'g_livesum{k="x"} -1.5' in text
     assert generate_latest(ours) == text
-    assert generate_latest(ours) == text  # the second scrape reads keys from the memo
+    memo = merging._keys
+    assert generate_latest(ours) == text and merging._keys is memo  # warm: keys from the memo
     monkeypatch.setattr(multiprocess_merge, "MAX_KEYS", 3)
-    assert generate_latest(ours) == text  # an overfull memo restarts
-    assert len(merging._keys) > 3
+    assert generate_latest(ours) == text and merging._keys is not memo  # overfull: restarted
 
-    mark_process_dead(102, str(multiproc_dir))
+    mark_process_dead(102, str(mixed_files))
     text = generate_latest(reference)
     assert b'g_livesum{k="x"} -1.0' in text  # -1.5 + 0.5: pids 101 and 103 remain
     assert generate_latest(ours) == text
+
+
+def test_concurrent_scrapes_with_a_restarting_memo_agree(mixed_files, monkeypatch):
+    """Scrapes from several threads (prometheus_client's HTTP server runs one per request) while
+    the memo restarts on every scrape all read the same text."""
+    monkeypatch.setattr(multiprocess_merge, "MAX_KEYS", 1)
+    ours = CollectorRegistry()
+    MergingCollector(ours)
+    text = generate_latest(reference_registry(mixed_files))
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(lambda _: generate_latest(ours), range(200)))
+    assert texts == [text] * 200
