@@ -488,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{mp['single_bytes']} bytes; one worker in multiprocess mode with all of them: "
           f"{mp['mp_one_ms']:.2f} ms; recording in a worker {mp['mp_record_us']:.1f} us/req; "
           f"prometheus_client's MultiProcessCollector on the same files: "
-          f"{mp['mp_prometheus_client_ms']:.2f} ms ({mp['mp_prometheus_client_ms'] / mp['single_ms']:.2f}x)")
+          f"{mp['mp_prometheus_client_ms']:.2f} ms "
+          f"({mp['mp_prometheus_client_ms'] / mp['single_ms']:.2f}x)")
     report.check(f"multiprocess scrape {mp['workers']} workers / single", mp["mp_ms"] /
                  mp["single_ms"], TARGET_MP_RATIO, ".2f", "x")
 

@@ -6,8 +6,9 @@ files that ``scrape_registry()`` merges at scrape time (prometheus_client's rule
 parsed once per process: see ``multiprocess_merge``). Counters and histograms are exact across
 workers. Gauges combine as the catalog's ``multiprocess_mode`` says: open streams and budget
 spend are summed over live workers (``livesum``), budget limits and thresholds and the SLO
-objective take the most recent value. The burn-rate gauge is per-process state and is not exported in this
-mode; the generated recording rules compute it fleet-wide from ``fakeai_requests_total``.
+objective take the most recent value. The burn-rate gauge is per-process state and is not
+exported in this mode; the generated recording rules compute it fleet-wide from
+``fakeai_requests_total``.
 
 In this mode ``reset()``/``clear_history()`` reset the in-process views only: files never go back.
 """
