@@ -38,13 +38,14 @@ def serve(port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry
 
     Give ``certfile``/``keyfile`` for HTTPS, and ``client_cafile`` with
     ``client_auth_required=True`` to accept only scrapers holding a certificate from that CA.
-    Stop it with ``server.shutdown(); server.server_close()``.
+    ``tls_min_version`` needs prometheus_client 0.26 or later. Stop the server with
+    ``server.shutdown(); server.server_close()``.
     """
+    tls = {} if tls_min_version is None else {"tls_min_version": tls_min_version}
     return start_http_server(port, addr, registry=scrape_registry(registry), certfile=certfile,
                              keyfile=keyfile, client_cafile=client_cafile,
                              client_capath=client_capath,
-                             client_auth_required=client_auth_required,
-                             tls_min_version=tls_min_version)
+                             client_auth_required=client_auth_required, **tls)
 
 
 def asgi_app(registry: CollectorRegistry | None = None) -> Callable[..., Any]:
