@@ -37,9 +37,16 @@ def _openssl(*args: str, cwd) -> None:
 def pki(tmp_path_factory):
     """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
     d = tmp_path_factory.mktemp("pki")
+    # the extensions strict verification (Python 3.13's default) asks of a CA and its leaves
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
              "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n"
+                               "authorityKeyIdentifier=keyid,issuer\n"
+                               "basicConstraints=CA:FALSE\n"
+                               "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                               "extendedKeyUsage=serverAuth,clientAuth\n")
     for name in ("server", "client"):
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
                  "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
