@@ -128,7 +128,7 @@ class Distribution:
     def merge(self, other: "Distribution") -> None:
         bins = self.bins
         for i, n in other.bins.items():
-            bins[i] = bins.get(i, 0) + n
+            bins[i] += n
         self.sum += other.sum
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)

@@ -60,7 +60,7 @@ class _Attrs:
 
     def __init__(self, provider_name: str) -> None:
         self.provider_name = provider_name
-        self._cache: dict[tuple[Any, ...], Attributes] = {}
+        self._cache: dict[tuple[str | None | tuple[str, str], ...], Attributes] = {}
 
     def __call__(self, endpoint: str | None, model: str | None,
                  *extra: tuple[str, str]) -> Attributes:

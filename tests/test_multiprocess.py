@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, values
 from prometheus_client import generate_latest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from fakeai_metrics import multiprocess_merge
@@ -108,35 +110,63 @@ GAUGE_MODES = ("all", "liveall", "min", "livemin", "max", "livemax", "sum", "liv
 
 
 @pytest.fixture
-def mixed_files(multiproc_dir, monkeypatch):
-    """Three fake pids write every metric type and gauge mode into the multiprocess directory."""
+def fake_pids(multiproc_dir, monkeypatch):
+    """Set ``pid[0]`` to write prometheus_client's files as that process."""
     pid = [101]
     monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid[0]))
+    return pid
+
+
+@pytest.fixture
+def mixed_files(multiproc_dir, fake_pids):
+    """Three fake pids write every metric type and gauge mode into the multiprocess directory,
+    with the odd corners a merge can get wrong: an ``le`` label on a counter (numeric or not), a
+    user label named ``pid``, one gauge name in two modes, series first seen out of sorted order,
+    bucket bounds 0.0 and -0.0, and help texts that differ between series."""
     counter = Counter("jobs", "Jobs.", ["kind"], registry=None)
     not_a_bucket = Counter("odd", "A counter with an le label.", ["le"], registry=None)
     hist = Histogram("lat_seconds", "Latency.", ["model"], buckets=(0.1, 0.5, 2.5),
                      registry=None)
+    zero = Histogram("zero", "Bound 0.0.", buckets=(0.0, 1.0), registry=None)
+    minus_zero = Histogram("minus_zero", "Bound -0.0.", buckets=(-0.0, 1.0), registry=None)
     summary = Summary("size_bytes", "Sizes.", ["route"], registry=None)
     gauges = {mode: Gauge(f"g_{mode}", f"Gauge {mode}.", ["k"], multiprocess_mode=mode,
                           registry=None) for mode in GAUGE_MODES}
+    user_pid = Gauge("queue_depth", "A user label named pid.", ["pid"],
+                     multiprocess_mode="livesum", registry=None)
     for n, p in enumerate((101, 102, 103)):
-        pid[0] = p
+        fake_pids[0] = p
         counter.labels("a").inc(n + 1)
         counter.labels(f"only-{p}").inc(0.25)
         not_a_bucket.labels("1.0").inc(n)
+        not_a_bucket.labels("fast").inc()
         for x in (0.05, 0.3 * (n + 1), 3.0):
             hist.labels("m1").observe(x)
-        hist.labels(f"m{p}").observe(0.2)
+        hist.labels(f"m{200 - p}").observe(0.2)  # m99, m98, m97: not in sorted order
+        zero.observe(-1.0)
+        minus_zero.observe(0.5)
         summary.labels("/v1").observe(10.0 * n)
         for mode, g in gauges.items():
             g.labels("x").set(n - 1.5)
             g.labels(f"y{p % 2}").set(7.0 * n)
+        user_pid.labels(f"user-{p % 2}").set(n + 1)
+        Counter("helped", f"Help as deployed by {p}.", ["kind"], registry=None).labels(
+            f"k{p}").inc()  # the first key's help is the family's
+    # one name in two modes, made last so that only pid 103's two files hold it: the mode of
+    # whichever file is read last decides (a pid change writes every value into the new files)
+    for a, b in (("sum", "max"), ("all", "liveall")):
+        for i, mode in enumerate((a, b)):
+            Gauge(f"two_modes_{a}", "One name, two modes.", registry=None,
+                  multiprocess_mode=mode).set(5 - 2 * i)
     return multiproc_dir
 
 
 def test_merge_matches_prometheus_client_for_every_type_and_mode(mixed_files, monkeypatch):
     """Our collector's scrape is byte for byte prometheus_client's, warm or cold, before and
-    after a worker is marked dead."""
+    after a worker is marked dead, without handing any of it to prometheus_client's merge."""
+    def not_here(*args, **kwargs):
+        raise AssertionError("fell back to MultiProcessCollector.merge")
+    monkeypatch.setattr(MergingCollector, "merge", staticmethod(not_here))
     ours = CollectorRegistry()
     merging = MergingCollector(ours)
     reference = reference_registry(mixed_files)
@@ -164,3 +194,68 @@ def test_concurrent_scrapes_with_a_restarting_memo_agree(mixed_files, monkeypatc
     with ThreadPoolExecutor(4) as pool:
         texts = list(pool.map(lambda _: generate_latest(ours), range(200)))
     assert texts == [text] * 200
+
+
+def _help_drift(pid: list[int], path) -> None:
+    """One series under two help texts: summed per key first, 1e16 + 1 - 1e16 would be 1.0."""
+    for p, x in ((101, 1e16), (102, 1.0), (103, -1e16)):
+        pid[0] = p
+        Summary("drift", f"Help of deploy {p % 2}.", registry=None).observe(x)
+
+
+def _two_types(pid: list[int], path) -> None:
+    """One name in a counter file and a gauge file (an old deploy's files)."""
+    for p in (101, 102):
+        pid[0] = p
+        Counter("twin", "A counter.", registry=None).inc(p)
+        Gauge("twin", "A gauge of the same name.", registry=None,
+              multiprocess_mode="livesum").set(1)
+
+
+def _write(path, file: str, metric: str, sample: str, labels: dict[str, str],
+           value: float) -> None:
+    store = MmapedDict(str(path / file))
+    store.write_value(mmap_key(metric, sample, list(labels), list(labels.values()), "Help."),
+                      value, 0.0)
+    store.close()
+
+
+def _minus_zero_in_a_file(pid: list[int], path) -> None:
+    """-0.0 written straight into counter files: summed from 0.0 it prints 0.0."""
+    for p in (101, 102):
+        _write(path, f"counter_{p}.db", "neg", "neg_total", {}, -0.0)
+
+
+def _le_spelled_two_ways(pid: list[int], path) -> None:
+    """One bucket under le="1" and le="1.0": handed to prometheus_client, which sums them."""
+    for p, le, x in ((101, "1", 1.0), (102, "1.0", 2.0), (103, "1", 4.0)):
+        _write(path, f"histogram_{p}.db", "h", "h_bucket", {"le": le}, x)
+
+
+@pytest.mark.parametrize("write", [_help_drift, _two_types, _le_spelled_two_ways,
+                                   _minus_zero_in_a_file])
+def test_directories_from_odd_deploys_match_too(multiproc_dir, fake_pids, write):
+    """Drift, two types and two spellings are handed to prometheus_client's merge; the result
+    must be its own."""
+    write(fake_pids, multiproc_dir)
+    text = generate_latest(reference_registry(multiproc_dir))
+    ours = CollectorRegistry()
+    MergingCollector(ours)
+    assert generate_latest(ours) == text
+
+
+def test_vanished_files_are_handled_as_prometheus_client_does(mixed_files, monkeypatch):
+    """A live gauge file deleted between the glob and the read is skipped; any other raises."""
+    real_glob = glob.glob
+    ours = CollectorRegistry()
+    MergingCollector(ours)
+    reference = reference_registry(mixed_files)
+    for gone, raises in (("gauge_livesum_999.db", False), ("counter_999.db", True)):
+        monkeypatch.setattr(glob, "glob", lambda pattern: real_glob(pattern) + [
+            os.path.join(str(mixed_files), gone)])
+        if raises:
+            for registry in (reference, ours):
+                with pytest.raises(FileNotFoundError):
+                    generate_latest(registry)
+        else:
+            assert generate_latest(ours) == generate_latest(reference)
