@@ -27,7 +27,6 @@ import glob
 import json
 import os
 import sys
-from collections import defaultdict
 from functools import lru_cache
 from typing import NamedTuple
 
