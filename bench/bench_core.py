@@ -124,39 +124,34 @@ def sdk_record_us(reps: int, n: int = 20_000) -> float:
     return best
 
 
-def otel_breakdown(work: w.Work, reps: int) -> dict[str, float]:
+def otel_breakdown(work: w.Work, clock_kind: str, reps: int) -> dict[str, float]:
     """An attached provider's cost split in two: the SDK's records (records per request, counted,
     times one record's cost) and the project's own OTel work (us/request with a counting no-op
     provider minus without one, best of ``reps`` alternated)."""
-    best = {"none": math.inf, "counting": math.inf}
-    records = 0
-    for rep in range(reps):
-        for side in (("none", "counting") if rep % 2 == 0 else ("counting", "none")):
-            cell, clock = w.make_clock("virtual")
-            provider = CountingProvider() if side == "counting" else None
-            p = w.build_seed(clock, provider)
-            gc.collect()
-            t0 = time.perf_counter()
-            w.run_seed(work, p, cell)
-            best[side] = min(best[side], (time.perf_counter() - t0) / len(work) * 1e6)
-            if provider is not None:
-                records = provider.records
-    return {"records_per_request": records / len(work), "record_us": sdk_record_us(reps),
-            "own_us": best["counting"] - best["none"]}
+    best, _ = best_of(["seed", "seed+counting"], work, clock_kind, reps)
+    counter = CountingProvider()
+    cell, clock = w.make_clock(clock_kind)
+    w.run_seed(work, w.build_seed(clock, counter), cell)
+    return {"records_per_request": counter.records / len(work), "record_us": sdk_record_us(reps),
+            "own_us": best["seed+counting"] - best["seed"]}
+
+
+#: Meter providers a side may name after ``+``.
+PROVIDERS: dict[str, Callable[[], Any]] = {"otel": otel_provider, "counting": CountingProvider}
 
 
 def prepare(side: str, work: w.Work, clock_kind: str) -> tuple[Callable[[], None],
                                                                  Callable[[], bytes]]:
-    """Fresh state for ``side``: (run the workload, scrape). Sides: seed, seed+otel, hub, floor,
-    floor-hub."""
+    """Fresh state for ``side``: (run the workload, scrape). Sides: seed, seed+otel,
+    seed+counting, hub, floor, floor-hub."""
     cell, clock = w.make_clock(clock_kind)
     if side.startswith("floor"):
         f = w.Floor(hub=side == "floor-hub")
         wt = w.totals(work)
         return (lambda: w.run_floor(work, f, cell, clock)), (lambda: w.scrape_floor(f, wt))
-    name, _, otel = side.partition("+")
+    name, _, provider = side.partition("+")
     build, runner = w.PROJECT[name]
-    p = build(clock, otel_provider() if otel else None)
+    p = build(clock, PROVIDERS[provider]() if provider else None)
     return (lambda: runner(work, p, cell)), (lambda: generate_latest(p["registry"]))
 
 
@@ -433,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         report.check(f"OTel attached / floor @{mid}", r["seed+otel"] / r["floor"],
                      TARGET_OTEL_RATIO, ".2f", "x")
     if mid in results:
-        ob = otel_breakdown(w.make_workload(mid, args.seed), reps)
+        ob = otel_breakdown(w.make_workload(mid, args.seed), args.clock, reps)
         sdk_us = ob["records_per_request"] * ob["record_us"]
         floor_us = results[mid]["floor"]
         print(f"\nOTel @{mid}, opentelemetry-sdk {_version('opentelemetry-sdk')}: "
