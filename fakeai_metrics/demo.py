@@ -66,13 +66,7 @@ class FakeOpenAI:
         if scope["path"] != CHAT or scope["method"] != "POST":
             await _json(send, 404, {"error": {"type": "not_found", "message": "no such route"}})
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        request = json.loads(body or b"{}")
+        request = json.loads(await read_body(receive) or b"{}")
         model = request.get("model", "gpt-4o-mini")
         profile = MODELS.get(model, MODELS["gpt-4o-mini"])
         prompt = sum(len(m.get("content", "").split()) for m in request.get("messages", [])) + 8
@@ -111,6 +105,16 @@ class FakeOpenAI:
         await send({"type": "http.response.body", "more_body": True,
                     "body": b"data: " + json.dumps(final).encode() + b"\n\ndata: [DONE]\n\n"})
         await send({"type": "http.response.body", "body": b""})
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole body of an ASGI HTTP request, however many messages it came in."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
 
 
 async def _json(send: Send, status: int, payload: dict[str, Any]) -> None:

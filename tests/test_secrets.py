@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from fakeai_metrics import InvalidMetricInput, Telemetry
 from fakeai_metrics.asgi import FakeAIMetricsMiddleware
+from fakeai_metrics.demo import read_body
 from fakeai_metrics.testing import ManualClock
 
 KEY = "sk-proj-TOPSECRET-9f8e7d6c5b4a"
@@ -23,13 +24,7 @@ EP = "/v1/chat/completions"
 
 async def _openai_app(scope, receive, send):
     """Answers with usage, or a 401 whose message quotes the key, as real gateways do."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    request = json.loads(body)
+    request = json.loads(await read_body(receive))
     if request.get("fail"):
         payload = {"error": {"type": "invalid_api_key", "message": f"Incorrect key {KEY}"}}
         status = 401
