@@ -36,6 +36,7 @@ from .openai_payloads import (MAX_LABEL, RESPONSES_CONTENT, RESPONSES_DONE, RESP
                               Usage, clip, error_info, has_content, json_object, trailing_usage)
 from .sse import Event, SSEParser
 from .telemetry import Telemetry
+from .validation import encodable
 
 __all__ = ["FakeAIMetricsMiddleware", "OPENAI_ROUTES"]
 
@@ -195,7 +196,7 @@ class _Exchange:
         if body is not None:
             found = json_object(body).get("model")
             if isinstance(found, str) and 0 < len(found) <= MAX_LABEL:
-                model = found
+                model = encodable(found)  # JSON may carry lone surrogates: replaced
         if self._request_complete:
             self._model = model
         return model

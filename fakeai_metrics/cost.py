@@ -20,7 +20,7 @@ from typing import Any, Mapping, NamedTuple
 
 from . import catalog as c
 from . import validation as v
-from .keys import KeyIds
+from .keys import KeyIds, scrub_path
 from .pricing import Price, PriceTable
 from .tracker import Tracker
 
@@ -134,8 +134,11 @@ class CostTracker(Tracker):
     def __init__(self, *, prices: Mapping[str, Price] | None = None,
                  fallback_price: Price | None = None, key_ids: KeyIds | None = None,
                  **kwargs: Any) -> None:
+        if key_ids is not None and not isinstance(key_ids, KeyIds):
+            raise v.InvalidMetricInput(f"key_ids must be a KeyIds, got {type(key_ids).__name__}")
+        prices_table = PriceTable(prices, fallback_price)
         super().__init__(**kwargs)
-        self.prices = PriceTable(prices, fallback_price)
+        self.prices = prices_table
         self.key_ids = key_ids or KeyIds()
         self._usage: dict[str, _KeyUsage] = {}
         self._routes: dict[str, _ModelRoute] = {}
@@ -159,13 +162,21 @@ class CostTracker(Tracker):
         """Bill one request; returns its cost in USD. ``api_key=None`` bills ``anonymous``."""
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept, e.g. an int subclass).
-        if not (type(model) is str and model and type(endpoint) is str and endpoint
+        if not (type(model) is str and model and model.isascii()
+                and type(endpoint) is str and endpoint and endpoint.isascii()
                 and type(prompt_tokens) is int and type(completion_tokens) is int
                 and type(cached_tokens) is int
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and 0 <= completion_tokens <= v.MAX_TOKENS):
             v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
-        key = ANONYMOUS if api_key is None else self.limits.api_key(self.key_ids(api_key))
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise v.InvalidMetricInput(f"metadata must be a mapping, got {type(metadata).__name__}")
+        if api_key is None:
+            key = ANONYMOUS
+        else:
+            key = self.limits.api_key(self.key_ids(api_key))
+            if api_key in endpoint:
+                endpoint = scrub_path(endpoint, api_key)
         endpoint = self.limits.endpoint(endpoint)
         route = self._routes.get(model) or self._route(model)
         cost = route.price.cost(prompt_tokens, completion_tokens, cached_tokens)
@@ -241,7 +252,7 @@ class CostTracker(Tracker):
             self._set_budget_gauges(key, budget)
 
     def remove_budget(self, api_key: str) -> None:
-        key = self.key_ids(api_key)
+        key = self.key_ids(v.label("api_key", api_key))
         with self._lock:
             self._budgets.pop(key, None)
             for gauge in (self._limit, self._spent, self._threshold):

@@ -70,8 +70,8 @@ class MetricsTracker(Tracker):
 
     def __init__(self, window_seconds: float = 60.0, *, max_active_streams: int = 10000,
                  **kwargs: Any) -> None:
-        if not v.non_negative("window_seconds", window_seconds) > 0:
-            raise v.InvalidMetricInput("window_seconds must be > 0")
+        v.positive("window_seconds", window_seconds, v.MAX_SECONDS)
+        v.count("max_active_streams", max_active_streams)
         super().__init__(**kwargs)
         self.window_seconds = window_seconds
         self.max_active_streams = max_active_streams
@@ -106,7 +106,7 @@ class MetricsTracker(Tracker):
 
     def track_response(self, endpoint: str, latency: float | None = None) -> None:
         """A response; ``latency`` in seconds (None: counted, no latency)."""
-        if not (type(endpoint) is str and endpoint and (
+        if not (type(endpoint) is str and endpoint and endpoint.isascii() and (
                 latency is None or type(latency) is float and 0.0 <= latency <= v.MAX_SECONDS)):
             v.label("endpoint", endpoint)
             if latency is not None:
@@ -128,7 +128,7 @@ class MetricsTracker(Tracker):
             self._latency.observe((endpoint,), latency)
 
     def track_tokens(self, endpoint: str, count: int) -> None:
-        if not (type(endpoint) is str and endpoint and type(count) is int
+        if not (type(endpoint) is str and endpoint and endpoint.isascii() and type(count) is int
                 and 0 <= count <= v.MAX_TOKENS):
             v.label("endpoint", endpoint)
             v.tokens("count", count)
@@ -150,7 +150,7 @@ class MetricsTracker(Tracker):
 
     def _count(self, kind: str, counter: Counter, endpoint: str) -> None:
         """An event that carries no value (a request, an error) for ``endpoint``."""
-        if type(endpoint) is not str or not endpoint:
+        if type(endpoint) is not str or not endpoint or not endpoint.isascii():
             v.label("endpoint", endpoint)
         endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
@@ -175,10 +175,12 @@ class MetricsTracker(Tracker):
         """
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
+        if started_at is not None:
+            v.non_negative("started_at", started_at)
         endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         if started_at is not None:
-            now = min(now, v.non_negative("started_at", started_at))
+            now = min(now, started_at)
         with self._lock:
             if stream_id in self._streams or len(self._streams) >= self.max_active_streams:
                 log.debug("start_stream ignored: duplicate id or at capacity")
@@ -196,7 +198,10 @@ class MetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            s = self._streams.get(stream_id)
+            try:
+                s = self._streams.get(stream_id)
+            except TypeError:  # unhashable: no stream has that id
+                return
             if s is None:
                 return
             if s.first is None:
@@ -209,18 +214,31 @@ class MetricsTracker(Tracker):
     def complete_stream(self, stream_id: str, endpoint: str | None = None, *,
                         tokens: int | None = None, ttft_s: float | None = None) -> None:
         """Finish a stream. ``tokens`` and ``ttft_s`` tell what a caller counted itself instead
-        of calling ``track_stream_token`` per token (``Telemetry`` does: one lock per token)."""
+        of calling ``track_stream_token`` per token (``Telemetry`` does: one lock per token).
+        ``endpoint`` is FakeAI's argument: checked, and the endpoint given at start is used."""
+        if endpoint is not None:
+            v.label("endpoint", endpoint)
+        if tokens is not None:
+            v.tokens("tokens", tokens)
+        if ttft_s is not None:
+            v.seconds("ttft_s", ttft_s)
         self._finish(stream_id, "completed", tokens, ttft_s)
 
     def fail_stream(self, stream_id: str, endpoint: str | None = None,
                     error_message: str = "") -> None:
+        if endpoint is not None:
+            v.label("endpoint", endpoint)
+        v.text("error_message", error_message)
         self._finish(stream_id, "failed")
 
     def _finish(self, stream_id: str, outcome: str, tokens: int | None = None,
                 ttft_s: float | None = None) -> None:
         now = self._clock()
         with self._lock:
-            s = self._streams.pop(stream_id, None)
+            try:
+                s = self._streams.pop(stream_id, None)
+            except TypeError:  # unhashable: no stream has that id
+                return
             if s is None:
                 return
             if tokens is not None:

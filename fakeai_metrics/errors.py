@@ -6,8 +6,9 @@ window are exported as gauges computed at scrape time from ten-second slots (no 
 
 ``get_metrics`` counts are totals since construction or ``reset``; ``get_slo_status`` covers the
 last ``window_seconds``. Error messages are grouped into patterns after normalisation (ids, UUIDs,
-numbers, timestamps, hex, e-mails and keys replaced); records keep the API key only as its id and
-have the raw key scrubbed from their message.
+numbers, timestamps, hex, e-mails and keys replaced); records keep the API key and user only as
+their ids, and their message is clipped and has the raw key, the user and credentials of known
+shapes scrubbed (``clip_message``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from . import catalog as c
 from . import validation as v
-from .keys import KeyIds
+from .keys import KeyIds, scrub_path
 from .slo import SLOStatus, burn_rate
 from .tracker import Tracker
 from .windows import Ring
@@ -29,23 +30,55 @@ from .windows import Ring
 UNKNOWN_MODEL = "unknown"
 _SLOT_SECONDS = 10.0
 
+#: Longest error message kept (records keep it whole, patterns a 200-character prefix). Longer
+#: messages are clipped before any pattern runs, so a megabyte ``str(exc)`` costs a slice.
+MAX_MESSAGE = 1000
+_MAX_PATTERN = 200
+#: Credentials of known shapes, replaced in every stored message whether or not the key was
+#: passed as ``api_key``: OpenAI-style keys, an ``Authorization`` value, ``api key: <value>``.
+_CREDENTIALS = [(re.compile(p, re.I), token) for p, token in [
+    (r"\b(?:sk|pk|rk)-[\w-]{3,}", "<KEY>"),
+    (r"\b(bearer|basic)\s+\S+", r"\1 <KEY>"),
+    (r"\b(api[ _-]?key|x-api-key|access[ _-]?token|secret|password)"
+     r"((?:\s+provided)?\s*[:=]\s*[\"']?)[^\s\"',;]+", r"\1\2<KEY>"),
+]]
+# Each pattern can start only at the start of the run it matches (a lookbehind or \b), so a
+# failed attempt costs that run once: linear in the message (bench/bench_errors.py).
 _NORMALISERS = [(re.compile(p, flags), token) for p, flags, token in [
     (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I, "<UUID>"),
-    (r"[\w.+-]+@[\w-]+\.[\w.-]+", 0, "<EMAIL>"),
+    (r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+", 0, "<EMAIL>"),
     (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?", 0, "<TIME>"),
-    (r"\bBearer\s+\S+|\b(?:sk|pk|rk)-[\w-]{3,}", 0, "<KEY>"),
     (r"\b(?:req|chatcmpl|resp|call|run|msg|file|batch)[-_][\w-]+", 0, "<ID>"),
     (r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I, "<HEX>"),
     (r"\d+(?:\.\d+)?", 0, "<NUM>"),
 ]]
-_MAX_MESSAGE = 200
+
+
+def scrub_credentials(message: str) -> str:
+    """``message`` with credentials of known shapes replaced by ``<KEY>``."""
+    for pattern, token in _CREDENTIALS:
+        message = pattern.sub(token, message)
+    return message
+
+
+def clip_message(message: str) -> str:
+    """The stored form of a message: clipped to ``MAX_MESSAGE`` characters, credentials scrubbed.
+
+    It is scrubbed a little past the clip, so a credential cut by the clip is still replaced.
+    """
+    return scrub_credentials(message[:MAX_MESSAGE + 256])[:MAX_MESSAGE]
 
 
 def normalize_message(message: str) -> str:
     """The message with variable parts replaced, so similar errors share one pattern."""
+    return _normalize_stored(clip_message(message))
+
+
+def _normalize_stored(message: str) -> str:
+    """``normalize_message`` of a message already in its stored form (``clip_message``)."""
     for pattern, token in _NORMALISERS:
         message = pattern.sub(token, message)
-    return message[:_MAX_MESSAGE]
+    return message[:_MAX_PATTERN]
 
 
 def fingerprint(error_type: str, endpoint: str, normalized: str) -> str:
@@ -88,7 +121,11 @@ class ErrorMetricsTracker(Tracker):
                  slo_name: str = "availability", max_patterns: int = 1000,
                  key_ids: KeyIds | None = None, **kwargs: Any) -> None:
         v.ratio("error_budget_slo", error_budget_slo, high_closed=False)
-        v.non_negative("window_seconds", window_seconds)
+        v.positive("window_seconds", window_seconds, v.MAX_SECONDS)
+        v.count("max_recent_errors", max_recent_errors)
+        v.count("pattern_threshold", pattern_threshold)
+        v.label("slo_name", slo_name)
+        v.count("max_patterns", max_patterns, minimum=1)
         super().__init__(**kwargs)
         self.max_recent_errors = max_recent_errors
         self.error_budget_slo = error_budget_slo
@@ -111,7 +148,8 @@ class ErrorMetricsTracker(Tracker):
     # --- recording ---------------------------------------------------------------------------
 
     def record_success(self, endpoint: str, model: str | None = None) -> None:
-        if not (type(endpoint) is str and endpoint and type(model) is str and model):
+        if not (type(endpoint) is str and endpoint and endpoint.isascii()
+                and type(model) is str and model and model.isascii()):
             # not the common case: the full checks raise the same error they always did
             v.label("endpoint", endpoint)
             model = UNKNOWN_MODEL if model is None else v.label("model", model)
@@ -130,26 +168,43 @@ class ErrorMetricsTracker(Tracker):
                      error_message: str = "", model: str | None = None,
                      api_key: str | None = None, request_id: str | None = None,
                      user_id: str | None = None, stack_trace: str | None = None) -> None:
-        """One failed request: counted as a request and as an error, grouped into a pattern."""
+        """One failed request: counted as a request and as an error, grouped into a pattern.
+
+        The stored message is clipped to ``MAX_MESSAGE`` characters, with the raw ``api_key``
+        and ``user_id`` replaced by their ids and credentials of known shapes by ``<KEY>``.
+        ``stack_trace`` is checked and not kept (FakeAI's argument).
+        """
         v.label("endpoint", endpoint)
         v.label("error_type", error_type)
         v.status_code(status_code)
-        v.text("error_message", error_message)
-        if model is not None:
-            v.label("model", model)
-        key_id = self.key_ids(api_key) if api_key is not None else None
-        if user_id is not None:  # callers pass keys here too: hashed like ModelMetricsTracker's
-            user_id = self.key_ids(user_id, "user_id")
+        error_message = v.text("error_message", error_message)
+        for name, value in (("model", model), ("api_key", api_key),
+                            ("request_id", request_id), ("user_id", user_id)):
+            if value is not None:
+                v.label(name, value)
+        if stack_trace is not None:
+            v.text("stack_trace", stack_trace)
+        self._record_error(endpoint, status_code, error_type, error_message, model, api_key,
+                           request_id, user_id)
+
+    def _record_error(self, endpoint: str, status_code: int, error_type: str, message: str,
+                      model: str | None, api_key: str | None, request_id: str | None,
+                      user_id: str | None) -> None:
+        """``record_error`` with checked arguments."""
+        key_ids = self.key_ids
+        key_id = key_ids(api_key) if api_key is not None else None
+        # callers pass keys as the user too: hashed like ModelMetricsTracker's users
+        user = key_ids(user_id, "user_id") if user_id is not None else None
         limits = self.limits
-        endpoint = limits.endpoint(endpoint)
+        endpoint = limits.endpoint(scrub_path(endpoint, api_key, user_id))
         model = None if model is None else limits.model(model)
         error_type = limits.error_type(error_type)
-        message = self.key_ids.scrub(error_message, api_key)
-        normalized = normalize_message(message)
+        message = clip_message(key_ids.scrub(message, api_key, user_id))
+        normalized = _normalize_stored(message)
         fp = fingerprint(error_type, endpoint, normalized)
         now = self._clock()
-        record = ErrorRecord(now, endpoint, status_code, error_type, message[:1000], fp, model,
-                             key_id, request_id, user_id)
+        record = ErrorRecord(now, endpoint, status_code, error_type, message, fp, model,
+                             key_id, request_id, user)
         with self._lock:
             slot = self._ring.slot(now)
             slot[0] += 1

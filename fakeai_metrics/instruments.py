@@ -26,6 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
+from . import validation
 from .catalog import MetricSpec
 
 Key = tuple[str, ...]
@@ -168,9 +169,8 @@ class Histogram:
 
     def __init__(self, spec: MetricSpec, buckets: Iterable[float] | None = None) -> None:
         self.spec = spec
-        bounds = tuple(sorted(float(b) for b in (buckets if buckets is not None else spec.buckets)))
-        if not bounds or any(not math.isfinite(b) for b in bounds):
-            raise ValueError(f"{spec.name}: buckets must be finite numbers, got {bounds!r}")
+        bounds = spec.buckets if buckets is None else \
+            validation.bounds(f"buckets[{spec.name!r}]", buckets)
         self.bounds = bounds
         self.grid, self.bucket_of = fine_grid(bounds)
         self.series: dict[Key, Distribution] = {}

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from . import catalog as c
 from . import validation as v
 from .instruments import Distribution, Histogram
-from .keys import KeyIds
+from .keys import KeyIds, scrub_path
 from .limits import OTHER
 from .pricing import Price, PriceTable
 from .tracker import Tracker
@@ -44,8 +44,12 @@ class ModelMetricsTracker(Tracker):
     def __init__(self, *, prices: Mapping[str, Price] | None = None,
                  key_ids: KeyIds | None = None, max_users_per_model: int = 1000,
                  **kwargs: Any) -> None:
+        v.count("max_users_per_model", max_users_per_model)
+        if key_ids is not None and not isinstance(key_ids, KeyIds):
+            raise v.InvalidMetricInput(f"key_ids must be a KeyIds, got {type(key_ids).__name__}")
+        prices_table = PriceTable(prices)
         super().__init__(**kwargs)
-        self.prices = PriceTable(prices)
+        self.prices = prices_table
         self.key_ids = key_ids or KeyIds()
         self.max_users_per_model = max_users_per_model
         self._models: dict[str, _ModelStats] = {}
@@ -61,18 +65,21 @@ class ModelMetricsTracker(Tracker):
         ``cached_tokens`` (part of ``prompt_tokens``) only changes the cost, which is priced on
         the model name as given, before any cardinality cap folds it into ``__other__``.
         """
-        if cached_tokens:
-            v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept and convert, e.g. an int latency).
-        if not (type(model) is str and model and type(endpoint) is str and endpoint
-                and type(prompt_tokens) is int and 0 <= prompt_tokens <= v.MAX_TOKENS
+        if not (type(model) is str and model and model.isascii()
+                and type(endpoint) is str and endpoint and endpoint.isascii()
+                and type(prompt_tokens) is int and type(cached_tokens) is int
+                and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and type(completion_tokens) is int and 0 <= completion_tokens <= v.MAX_TOKENS
                 and (latency_ms is None or type(latency_ms) is float
-                     and 0.0 <= latency_ms <= v.MAX_SECONDS * 1000)):
+                     and 0.0 <= latency_ms <= v.MAX_SECONDS * 1000)
+                and type(error) is bool):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
-                                        latency_ms)
+                                        latency_ms, cached_tokens, error)
         user_id = self.key_ids(user, "user") if user is not None else None
+        if user is not None and user in endpoint:
+            endpoint = scrub_path(endpoint, user)
         price = self._price_of.get(model)
         if price is None:
             price = self.prices.price(model)[0]
@@ -206,7 +213,10 @@ class ModelMetricsTracker(Tracker):
 
 
 def _check_request(model: object, endpoint: object, prompt_tokens: object,
-                   completion_tokens: object, latency_ms: object) -> float | None:
+                   completion_tokens: object, latency_ms: object, cached_tokens: object,
+                   error: object) -> float | None:
     """The full checks of ``track_request``'s arguments, in order; the latency as a float."""
-    v.usage(model, endpoint, prompt_tokens, completion_tokens)
+    v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
+    if not isinstance(error, bool):
+        raise v.InvalidMetricInput(f"error must be a bool, got {type(error).__name__}")
     return None if latency_ms is None else v.milliseconds("latency_ms", latency_ms)

@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from .validation import MAX_TOKENS
+from .validation import MAX_TOKENS, encodable
 
 MAX_LABEL = 200  # longer model names / error types are not label values, they are junk
 _MAX_MESSAGE = 1000
@@ -93,7 +93,7 @@ def error_info(body: dict[str, Any], default: str) -> tuple[str, str]:
         message = body["detail"]
     if error_type is None or isinstance(error_type, bool) or not str(error_type):
         error_type = default
-    error_type = str(error_type)[:MAX_LABEL]
+    error_type = encodable(str(error_type)[:MAX_LABEL])
     return error_type, clip(message if isinstance(message, str) else str(message))
 
 

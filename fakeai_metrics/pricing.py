@@ -14,12 +14,22 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from . import validation as v
+
 
 @dataclass(frozen=True)
 class Price:
+    """US dollars per million tokens; each a finite number >= 0, checked when made."""
+
     input: float
     output: float
     cached_input: float | None = None
+
+    def __post_init__(self) -> None:
+        v.non_negative("input", self.input)
+        v.non_negative("output", self.output)
+        if self.cached_input is not None:
+            v.non_negative("cached_input", self.cached_input)
 
     def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
         cached_rate = self.input if self.cached_input is None else self.cached_input
@@ -52,6 +62,17 @@ class PriceTable:
 
     def __init__(self, prices: Mapping[str, Price] | None = None,
                  fallback: Price | None = None) -> None:
+        if prices is not None and not isinstance(prices, Mapping):
+            raise v.InvalidMetricInput(f"prices must map model names to Price, got "
+                                       f"{type(prices).__name__}")
+        for model, price in (prices or {}).items():
+            v.label("prices model name", model)
+            if not isinstance(price, Price):
+                raise v.InvalidMetricInput(f"prices[{model!r}] must be a Price, got "
+                                           f"{type(price).__name__}")
+        if fallback is not None and not isinstance(fallback, Price):
+            raise v.InvalidMetricInput(f"fallback_price must be a Price, got "
+                                       f"{type(fallback).__name__}")
         self._prices = {**DEFAULT_PRICES, **(prices or {})}
         self.fallback = fallback if fallback is not None else self._prices[FALLBACK_MODEL]
         self._resolved: dict[str, str | None] = {}

@@ -87,6 +87,9 @@ class StreamingMetricsTracker(Tracker):
 
     def __init__(self, max_active_streams: int = 10000, max_completed_streams: int = 1000,
                  aggregation_window_seconds: int = 300, **kwargs: Any) -> None:
+        v.count("max_active_streams", max_active_streams)
+        v.count("max_completed_streams", max_completed_streams)
+        v.positive("aggregation_window_seconds", aggregation_window_seconds, v.MAX_SECONDS)
         super().__init__(**kwargs)
         self.max_active_streams = max_active_streams
         self.max_completed_streams = max_completed_streams
@@ -117,10 +120,23 @@ class StreamingMetricsTracker(Tracker):
         v.label("stream_id", stream_id)
         v.label("model", model)
         v.tokens("prompt_tokens", prompt_tokens)
+        if temperature is not None:
+            v.non_negative("temperature", temperature)
+        if max_tokens is not None:
+            v.tokens("max_tokens", max_tokens)
+        if client_id is not None:
+            v.label("client_id", client_id)
+        if started_at is not None:
+            v.non_negative("started_at", started_at)
+        return self._start_stream(stream_id, model, prompt_tokens, started_at)
+
+    def _start_stream(self, stream_id: str, model: str, prompt_tokens: int,
+                      started_at: float | None) -> bool:
+        """``start_stream`` with checked arguments."""
         key = (self.limits.model(model),)
         now = self._clock()
         if started_at is not None:
-            now = min(now, v.non_negative("started_at", started_at))
+            now = min(now, started_at)
         with self._lock:
             if stream_id in self._streams:
                 self._drop("start", "duplicate_stream")
@@ -133,13 +149,20 @@ class StreamingMetricsTracker(Tracker):
         return True
 
     def record_token(self, stream_id: str, token: str = "", chunk_size_bytes: int = 0) -> None:
-        if chunk_size_bytes and (chunk_size_bytes.__class__ is not int or chunk_size_bytes < 0):
-            v.tokens("chunk_size_bytes", chunk_size_bytes)  # raises unless an int subclass
+        """One token of an open stream. ``token`` (FakeAI's argument, the text) is not kept or
+        looked at; ``chunk_size_bytes`` adds to the bytes sent. An id this tracker does not hold,
+        unhashable ones included, is dropped and counted."""
+        if chunk_size_bytes and (chunk_size_bytes.__class__ is not int
+                                 or not 0 <= chunk_size_bytes <= v.MAX_BYTES):
+            v.integer("chunk_size_bytes", chunk_size_bytes, v.MAX_BYTES)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            s = self._streams.get(stream_id)
+            try:
+                s = self._streams.get(stream_id)
+            except TypeError:  # unhashable: no stream has that id
+                s = None
             itl = None if s is None else s.itl
             if itl is not None:
                 # The common case, a gap of a stream whose ITL series is known: Distribution.add
@@ -185,15 +208,22 @@ class StreamingMetricsTracker(Tracker):
 
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
+        v.label("finish_reason", finish_reason)
+        if client_id is not None:
+            v.label("client_id", client_id)
         return self._finish(stream_id, "completed")
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:
+        v.text("error_message", error_message)
         return self._finish(stream_id, "failed")
 
     def _finish(self, stream_id: str, outcome: str) -> StreamSummary | None:
         now = self._clock()
         with self._lock:
-            s = self._streams.pop(stream_id, None)
+            try:
+                s = self._streams.pop(stream_id, None)
+            except TypeError:  # unhashable: no stream has that id
+                s = None
             if s is None:
                 self._drop(outcome, "unknown_stream")
                 return None
@@ -221,6 +251,8 @@ class StreamingMetricsTracker(Tracker):
 
     def drop(self, event: str, reason: str) -> None:
         """Count a stream call that was ignored upstream (e.g. by ``Telemetry``)."""
+        v.label("event", event)
+        v.label("reason", reason)
         with self._lock:
             self._drop(event, reason)
 

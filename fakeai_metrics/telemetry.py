@@ -16,12 +16,12 @@ from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
-from .keys import KeyIds
+from .keys import KeyIds, scrub_path
 from .limits import limits_for
 from .models import ModelMetricsTracker
-from .pricing import Price
+from .pricing import Price, PriceTable
 from .streaming import StreamingMetricsTracker
-from .tracker import Buckets, Clock
+from .tracker import Buckets, Clock, check_namespace, check_parts
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -50,10 +50,17 @@ class Telemetry:
         # Everything that can be refused is checked before anything registers, so a corrected
         # retry on the same registry works.
         v.ratio("slo_objective", slo_objective, high_closed=False)
-        buckets = {name: list(b) for name, b in (buckets or {}).items()}
-        unknown = set(buckets) - _HISTOGRAMS
+        check_namespace(namespace)
+        v.label("genai_provider", genai_provider)
+        check_parts(registry, meter_provider, clock, buckets)
+        check_parts(None, None, wall_clock, None)
+        PriceTable(prices)
+        if label_limits is not None and not isinstance(label_limits, Mapping):
+            raise v.InvalidMetricInput("label_limits must map label kinds to caps")
+        unknown = set(buckets or {}) - _HISTOGRAMS
         if unknown:
-            raise ValueError(f"no histogram named {sorted(unknown)}")
+            raise v.InvalidMetricInput(f"buckets: no histogram named {sorted(unknown)}")
+        checked = {name: v.bounds(f"buckets[{name!r}]", b) for name, b in (buckets or {}).items()}
         self.registry = registry
         self.key_ids = KeyIds()
         self.limits = limits_for(registry, namespace, **(label_limits or {}))
@@ -61,7 +68,7 @@ class Telemetry:
                       limits=self.limits, genai_provider=genai_provider)
 
         def mine(owner: str) -> dict[str, Any]:
-            return {s.name: buckets[s.name] for s in owned_by(owner) if s.name in buckets}
+            return {s.name: checked[s.name] for s in owned_by(owner) if s.name in checked}
 
         self.streaming = StreamingMetricsTracker(clock=clock, buckets=mine("streaming"), **common)
         self.metrics = MetricsTracker(clock=clock, buckets=mine("endpoints"), **common)
@@ -86,29 +93,50 @@ class Telemetry:
         """A successful non-streamed request; returns its cost."""
         _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens, api_key)
         v.seconds("latency_s", latency_s)
-        self.metrics.track_request(endpoint)
-        self.metrics.track_response(endpoint, latency_s)
-        self.metrics.track_tokens(endpoint, prompt_tokens + completion_tokens)
-        self.models.track_request(model, endpoint, prompt_tokens, completion_tokens,
-                                  latency_s * 1000.0, user=api_key, cached_tokens=cached_tokens)
-        self.errors.record_success(endpoint, model)
-        return self.cost.record_usage(api_key, model, endpoint, prompt_tokens, completion_tokens,
-                                      cached_tokens)
+        endpoint = scrub_path(endpoint, api_key)
+        self.limits.begin_request()
+        try:
+            self.metrics.track_request(endpoint)
+            self.metrics.track_response(endpoint, latency_s)
+            self.metrics.track_tokens(endpoint, prompt_tokens + completion_tokens)
+            self.models.track_request(model, endpoint, prompt_tokens, completion_tokens,
+                                      latency_s * 1000.0, user=api_key,
+                                      cached_tokens=cached_tokens)
+            self.errors.record_success(endpoint, model)
+            return self.cost.record_usage(api_key, model, endpoint, prompt_tokens,
+                                          completion_tokens, cached_tokens)
+        finally:
+            self.limits.end_request()
 
     def record_failure(self, *, endpoint: str, model: str | None, status_code: int,
                        error_type: str, message: str = "", latency_s: float | None = None,
                        api_key: str | None = None, request_id: str | None = None) -> None:
         """A failed request (streamed or not); nothing is billed."""
+        v.label("endpoint", endpoint)
+        if model is not None:
+            v.label("model", model)
+        v.status_code(status_code)
+        v.label("error_type", error_type)
+        message = v.text("message", message)
         if latency_s is not None:
             v.seconds("latency_s", latency_s)
-        self.errors.record_error(endpoint, status_code, error_type, message, model=model,
-                                 api_key=api_key, request_id=request_id)
-        self.metrics.track_request(endpoint)
-        self.metrics.track_error(endpoint)
-        if model is not None:
-            self.models.track_request(model, endpoint, 0, 0,
-                                      None if latency_s is None else latency_s * 1000.0,
-                                      user=api_key, error=True)
+        if api_key is not None:
+            v.label("api_key", api_key)
+        if request_id is not None:
+            v.label("request_id", request_id)
+        endpoint = scrub_path(endpoint, api_key)
+        self.limits.begin_request()
+        try:
+            self.errors._record_error(endpoint, status_code, error_type, message, model,
+                                      api_key, request_id, None)
+            self.metrics.track_request(endpoint)
+            self.metrics.track_error(endpoint)
+            if model is not None:
+                self.models.track_request(model, endpoint, 0, 0,
+                                          None if latency_s is None else latency_s * 1000.0,
+                                          user=api_key, error=True)
+        finally:
+            self.limits.end_request()
 
     def start_stream(self, stream_id: str, *, endpoint: str, model: str,
                      prompt_tokens: int = 0, api_key: str | None = None,
@@ -119,16 +147,24 @@ class Telemetry:
         request either (memory stays bounded by the cap)."""
         v.label("stream_id", stream_id)
         _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
-        with self._lock:
-            if stream_id in self._stream_routes:
-                self.streaming.drop("start", "duplicate_stream")
-                return
-            if not self.streaming.start_stream(stream_id, model, prompt_tokens,
-                                               started_at=started_at):
-                return  # counted by the streaming tracker
-            self._stream_routes[stream_id] = _Route(endpoint, model, api_key, prompt_tokens)
-        self.metrics.track_request(endpoint)
-        self.metrics.start_stream(stream_id, endpoint, started_at=started_at)
+        if started_at is not None:
+            v.non_negative("started_at", started_at)
+        endpoint = scrub_path(endpoint, api_key)
+        folded = self.limits.begin_request()
+        try:
+            with self._lock:
+                if stream_id in self._stream_routes:
+                    self.streaming.drop("start", "duplicate_stream")
+                    return
+                if not self.streaming._start_stream(stream_id, model, prompt_tokens,
+                                                    started_at):
+                    return  # counted by the streaming tracker
+                self._stream_routes[stream_id] = _Route(endpoint, model, api_key,
+                                                        prompt_tokens, folded)
+            self.metrics.track_request(endpoint)
+            self.metrics.start_stream(stream_id, endpoint, started_at=started_at)
+        finally:
+            self.limits.end_request()
 
     def stream_token(self, stream_id: str, chunk_size_bytes: int = 0) -> None:
         """One token: one tracker call, one lock; the endpoint view learns the count at the end."""
@@ -143,34 +179,38 @@ class Telemetry:
         to the count given at start; a server that learns the usage from the final chunk passes
         them. An unknown id is ignored (counted as dropped).
         """
+        v.label("finish_reason", finish_reason)
         if completion_tokens is not None:
             v.tokens("completion_tokens", completion_tokens)
         if prompt_tokens is not None:
             v.tokens("prompt_tokens", prompt_tokens)
         v.tokens("cached_tokens", cached_tokens)
         with self._lock:
-            route = self._stream_routes.get(stream_id)
+            route = self._route(stream_id, "completed")
             if route is None:
-                self.streaming.drop("completed", "unknown_stream")
                 return 0.0
             prompt = route.prompt_tokens if prompt_tokens is None else prompt_tokens
             _check_usage(route.endpoint, route.model, prompt, completion_tokens or 0,
                          cached_tokens, route.api_key)
             del self._stream_routes[stream_id]  # only the caller that removes it finishes it
-        summary = self.streaming.complete_stream(stream_id, finish_reason)
-        seen = summary.tokens if summary is not None else 0
-        completion = seen if completion_tokens is None else completion_tokens
-        endpoint, model, api_key = route.endpoint, route.model, route.api_key
-        self.metrics.complete_stream(stream_id, endpoint, tokens=seen,
-                                     ttft_s=summary.ttft_s if summary is not None else None)
-        self.metrics.track_tokens(endpoint, prompt + completion)
-        if summary is not None:
-            self.models.track_request(model, endpoint, prompt, completion,
-                                      summary.duration_s * 1000.0, user=api_key,
-                                      cached_tokens=cached_tokens)
-        self.errors.record_success(endpoint, model)
-        return self.cost.record_usage(api_key, model, endpoint, prompt, completion,
-                                      cached_tokens)
+        self.limits.begin_request(route.folded)
+        try:
+            summary = self.streaming.complete_stream(stream_id, finish_reason)
+            seen = summary.tokens if summary is not None else 0
+            completion = seen if completion_tokens is None else completion_tokens
+            endpoint, model, api_key = route.endpoint, route.model, route.api_key
+            self.metrics.complete_stream(stream_id, tokens=seen,
+                                         ttft_s=summary.ttft_s if summary is not None else None)
+            self.metrics.track_tokens(endpoint, prompt + completion)
+            if summary is not None:
+                self.models.track_request(model, endpoint, prompt, completion,
+                                          summary.duration_s * 1000.0, user=api_key,
+                                          cached_tokens=cached_tokens)
+            self.errors.record_success(endpoint, model)
+            return self.cost.record_usage(api_key, model, endpoint, prompt, completion,
+                                          cached_tokens)
+        finally:
+            self.limits.end_request()
 
     def fail_stream(self, stream_id: str, *, status_code: int = 500,
                     error_type: str = "StreamError", message: str = "") -> float:
@@ -178,22 +218,37 @@ class Telemetry:
         sent are billed (they were generated). Returns that cost; an unknown id is ignored."""
         v.status_code(status_code)
         v.label("error_type", error_type)
-        v.text("message", message)
+        message = v.text("message", message)
         with self._lock:
-            route = self._stream_routes.pop(stream_id, None)
+            route = self._route(stream_id, "failed")
             if route is None:
-                self.streaming.drop("failed", "unknown_stream")
                 return 0.0
-        summary = self.streaming.fail_stream(stream_id, message)
-        endpoint, model, api_key = route.endpoint, route.model, route.api_key
-        sent = summary.tokens if summary is not None else 0
-        self.metrics.fail_stream(stream_id, endpoint, message)
-        if summary is not None:
-            self.models.track_request(model, endpoint, route.prompt_tokens, sent,
-                                      summary.duration_s * 1000.0, user=api_key, error=True)
-        self.errors.record_error(endpoint, status_code, error_type, message, model=model,
-                                 api_key=api_key)
-        return self.cost.record_usage(api_key, model, endpoint, route.prompt_tokens, sent)
+            del self._stream_routes[stream_id]
+        self.limits.begin_request(route.folded)
+        try:
+            summary = self.streaming.fail_stream(stream_id, message)
+            endpoint, model, api_key = route.endpoint, route.model, route.api_key
+            sent = summary.tokens if summary is not None else 0
+            self.metrics.fail_stream(stream_id)
+            if summary is not None:
+                self.models.track_request(model, endpoint, route.prompt_tokens, sent,
+                                          summary.duration_s * 1000.0, user=api_key,
+                                          error=True)
+            self.errors._record_error(endpoint, status_code, error_type, message, model,
+                                      api_key, None, None)
+            return self.cost.record_usage(api_key, model, endpoint, route.prompt_tokens, sent)
+        finally:
+            self.limits.end_request()
+
+    def _route(self, stream_id: str, event: str) -> _Route | None:
+        """The open stream's route, or None (counted as dropped); call under the lock."""
+        try:
+            route = self._stream_routes.get(stream_id)
+        except TypeError:  # unhashable: no stream has that id
+            route = None
+        if route is None:
+            self.streaming.drop(event, "unknown_stream")
+        return route
 
 
 class _Route(NamedTuple):
@@ -203,6 +258,7 @@ class _Route(NamedTuple):
     model: str
     api_key: str | None
     prompt_tokens: int
+    folded: set[tuple[str, str]]  # label values folded at start, counted once already
 
 
 def _check_usage(endpoint: str, model: str, prompt: int, completion: int, cached: int,

@@ -8,6 +8,7 @@ the metric.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 
 from . import multiprocess as mp
+from . import validation as v
 from .catalog import DEFAULT_NAMESPACE, MetricSpec, Owner, owned_by
 from .instruments import Counter, Gauge, Histogram, Instrument
 
@@ -56,6 +58,9 @@ class Tracker:
         multiprocess: bool | None = None,
         limits: LabelLimits | None = None,
     ) -> None:
+        check_namespace(namespace)
+        v.label("genai_provider", genai_provider)
+        check_parts(registry, meter_provider, clock, buckets, multiprocess, limits)
         self._lock = threading.Lock()
         self._clock: Clock = clock or type(self).default_clock
         self.namespace = namespace
@@ -68,7 +73,8 @@ class Tracker:
             for spec in owned_by(self.owner)
         }
         if buckets:
-            raise ValueError(f"{type(self).__name__} owns no histogram named {sorted(buckets)}")
+            raise v.InvalidMetricInput(
+                f"buckets: {type(self).__name__} owns no histogram named {sorted(buckets)}")
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.registry.register(self)
         if self.owner != "limits":
@@ -105,6 +111,35 @@ class Tracker:
                 for inst in self._instruments.values()]
 
 
+def check_parts(registry: object, meter_provider: object, clock: object, buckets: object,
+                multiprocess: object = None, limits: object = None) -> None:
+    """The objects a tracker is built from have the shape it will use."""
+    if multiprocess is not None and not isinstance(multiprocess, bool):
+        raise v.InvalidMetricInput("multiprocess must be True, False or None")
+    for name, value, method in (("registry", registry, "register"),
+                                ("meter_provider", meter_provider, "get_meter"),
+                                ("limits", limits, "admit")):
+        if value is not None and not callable(getattr(value, method, None)):
+            raise v.InvalidMetricInput(f"{name} must have a {method}() method, got "
+                                       f"{type(value).__name__}")
+    if clock is not None and not callable(clock):
+        raise v.InvalidMetricInput(f"clock must be callable, got {type(clock).__name__}")
+    if buckets is not None and not isinstance(buckets, Mapping):
+        raise v.InvalidMetricInput(f"buckets must map histogram names to bounds, got "
+                                   f"{type(buckets).__name__}")
+
+
+_NAMESPACE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def check_namespace(namespace: object) -> str:
+    """A metric-name prefix Prometheus accepts (a bad one would break every scrape)."""
+    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        raise v.InvalidMetricInput(
+            f"namespace must match [a-zA-Z_:][a-zA-Z0-9_:]*, got {namespace!r}")
+    return namespace
+
+
 def _make(spec: MetricSpec, buckets: Iterable[float] | None,
           mirror_namespace: str | None = None) -> Instrument:
     """A plain instrument, or one that also writes to prometheus_client's multiprocess files."""
@@ -113,7 +148,8 @@ def _make(spec: MetricSpec, buckets: Iterable[float] | None,
         return mp.MirroredHistogram(spec, mirror_namespace, buckets) if mirrored \
             else Histogram(spec, buckets)
     if buckets is not None:
-        raise ValueError(f"{spec.name} is a {spec.kind}; only histograms take buckets")
+        raise v.InvalidMetricInput(f"buckets: {spec.name} is a {spec.kind}; only histograms "
+                                   "take buckets")
     if spec.kind == "counter":
         return mp.MirroredCounter(spec, mirror_namespace) if mirrored else Counter(spec)
     if mirrored and spec.multiprocess_mode is not None:

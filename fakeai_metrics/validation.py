@@ -12,18 +12,25 @@ import math
 MAX_TOKENS = 10**12
 #: Longest latency one call may report (about 115 days), so unit conversions stay finite.
 MAX_SECONDS = 1e7
+#: Largest size of one streamed chunk (1 GiB); a larger one is a bug, not an event.
+MAX_BYTES = 1 << 30
 
 
 class InvalidMetricInput(ValueError):
     """An argument a tracker cannot record; the call changed nothing."""
 
 
-def tokens(name: str, value: object) -> int:
+def integer(name: str, value: object, maximum: int) -> int:
+    """An int in 0..maximum (a count of tokens or bytes)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidMetricInput(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0 or value > MAX_TOKENS:
-        raise InvalidMetricInput(f"{name} must be in 0..{MAX_TOKENS}, got {value}")
+    if value < 0 or value > maximum:
+        raise InvalidMetricInput(f"{name} must be in 0..{maximum}, got {value}")
     return value
+
+
+def tokens(name: str, value: object) -> int:
+    return integer(name, value, MAX_TOKENS)
 
 
 def usage(model: object, endpoint: object, prompt_tokens: object, completion_tokens: object,
@@ -64,18 +71,75 @@ def status_code(value: object) -> int:
 
 
 def text(name: str, value: object) -> str:
-    """A string that may be empty (an error message)."""
+    """A string that may be empty (an error message); unencodable characters become U+FFFD."""
     if not isinstance(value, str):
         raise InvalidMetricInput(f"{name} must be a string, got {type(value).__name__}")
-    return value
+    return encodable(value)
 
 
 def label(name: str, value: object) -> str:
+    """A non-empty string that can be written out as UTF-8 (an exported label value or a key).
+
+    Python strings may hold lone surrogates (``json.loads('"\\ud800"')`` makes one); such a
+    value would make every later ``generate_latest`` raise, so it is refused here. The message
+    never repeats the value, which may be an API key.
+    """
     if not isinstance(value, str):
         raise InvalidMetricInput(f"{name} must be a non-empty string, got {type(value).__name__}")
     if not value:
         raise InvalidMetricInput(f"{name} must be a non-empty string, got ''")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise InvalidMetricInput(
+                f"{name} must be text that encodes as UTF-8; it holds an unpaired surrogate "
+                f"at position {e.start}") from None
     return value
+
+
+def encodable(value: str) -> str:
+    """``value`` with anything UTF-8 cannot encode (lone surrogates) replaced by U+FFFD: the
+    documented fallback for free text from clients (error messages, a request's model)."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def count(name: str, value: object, minimum: int = 0) -> int:
+    """A whole number of at least ``minimum``: a size, a cap or a threshold of a configuration."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMetricInput(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise InvalidMetricInput(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def positive(name: str, value: object, maximum: float = math.inf) -> float:
+    """A finite number > 0 (a window length, a limit)."""
+    v = non_negative(name, value, maximum)
+    if v == 0:
+        raise InvalidMetricInput(f"{name} must be > 0, got {value}")
+    return v
+
+
+def bounds(name: str, value: object) -> tuple[float, ...]:
+    """Histogram bucket bounds, sorted: a non-empty sequence of distinct finite numbers
+    (``+Inf`` is added by the exposition), so no two ``le`` lines are the same."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise InvalidMetricInput(f"{name} must be a sequence of numbers, got "
+                                 f"{type(value).__name__}")
+    out = []
+    for b in value:  # type: ignore[attr-defined]
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
+            raise InvalidMetricInput(f"{name} must hold finite numbers, got {b!r}")
+        out.append(float(b))
+    if not out:
+        raise InvalidMetricInput(f"{name} must hold at least one bound")
+    out.sort()
+    if any(a == b for a, b in zip(out, out[1:])):
+        raise InvalidMetricInput(f"{name} must not repeat a bound, got {out}")
+    return tuple(out)
 
 
 def ratio(name: str, value: object, *, low_open: bool = True, high_closed: bool = True) -> float:
