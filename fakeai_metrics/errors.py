@@ -126,6 +126,8 @@ class ErrorMetricsTracker(Tracker):
         v.count("pattern_threshold", pattern_threshold)
         v.label("slo_name", slo_name)
         v.count("max_patterns", max_patterns, minimum=1)
+        if key_ids is not None and not isinstance(key_ids, KeyIds):
+            raise v.InvalidMetricInput(f"key_ids must be a KeyIds, got {type(key_ids).__name__}")
         super().__init__(**kwargs)
         self.max_recent_errors = max_recent_errors
         self.error_budget_slo = error_budget_slo

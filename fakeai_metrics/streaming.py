@@ -148,10 +148,11 @@ class StreamingMetricsTracker(Tracker):
             self._active.inc(key)
         return True
 
-    def record_token(self, stream_id: str, token: str = "", chunk_size_bytes: int = 0) -> None:
+    def record_token(self, stream_id: str, token: str = "",
+                     chunk_size_bytes: int | None = 0) -> None:
         """One token of an open stream. ``token`` (FakeAI's argument, the text) is not kept or
-        looked at; ``chunk_size_bytes`` adds to the bytes sent. An id this tracker does not hold,
-        unhashable ones included, is dropped and counted."""
+        looked at; ``chunk_size_bytes`` adds to the bytes sent (0 or None: no bytes counted).
+        An id this tracker does not hold, unhashable ones included, is dropped and counted."""
         if chunk_size_bytes and (chunk_size_bytes.__class__ is not int
                                  or not 0 <= chunk_size_bytes <= v.MAX_BYTES):
             v.integer("chunk_size_bytes", chunk_size_bytes, v.MAX_BYTES)

@@ -53,7 +53,7 @@ class Telemetry:
         check_namespace(namespace)
         v.label("genai_provider", genai_provider)
         check_parts(registry, meter_provider, clock, buckets)
-        check_parts(None, None, wall_clock, None)
+        check_parts(None, None, wall_clock, None, clock_name="wall_clock")
         PriceTable(prices)
         if label_limits is not None and not isinstance(label_limits, Mapping):
             raise v.InvalidMetricInput("label_limits must map label kinds to caps")
@@ -166,7 +166,7 @@ class Telemetry:
         finally:
             self.limits.end_request()
 
-    def stream_token(self, stream_id: str, chunk_size_bytes: int = 0) -> None:
+    def stream_token(self, stream_id: str, chunk_size_bytes: int | None = 0) -> None:
         """One token: one tracker call, one lock; the endpoint view learns the count at the end."""
         self.streaming.record_token(stream_id, "", chunk_size_bytes)
 

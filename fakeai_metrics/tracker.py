@@ -112,7 +112,8 @@ class Tracker:
 
 
 def check_parts(registry: object, meter_provider: object, clock: object, buckets: object,
-                multiprocess: object = None, limits: object = None) -> None:
+                multiprocess: object = None, limits: object = None,
+                clock_name: str = "clock") -> None:
     """The objects a tracker is built from have the shape it will use."""
     if multiprocess is not None and not isinstance(multiprocess, bool):
         raise v.InvalidMetricInput("multiprocess must be True, False or None")
@@ -123,7 +124,7 @@ def check_parts(registry: object, meter_provider: object, clock: object, buckets
             raise v.InvalidMetricInput(f"{name} must have a {method}() method, got "
                                        f"{type(value).__name__}")
     if clock is not None and not callable(clock):
-        raise v.InvalidMetricInput(f"clock must be callable, got {type(clock).__name__}")
+        raise v.InvalidMetricInput(f"{clock_name} must be callable, got {type(clock).__name__}")
     if buckets is not None and not isinstance(buckets, Mapping):
         raise v.InvalidMetricInput(f"buckets must map histogram names to bounds, got "
                                    f"{type(buckets).__name__}")

@@ -7,6 +7,7 @@ nothing; the message never repeats an API key.
 from __future__ import annotations
 
 import math
+import re
 
 #: Largest token count one call may report; anything larger is a bug upstream, not a workload.
 MAX_TOKENS = 10**12
@@ -14,6 +15,10 @@ MAX_TOKENS = 10**12
 MAX_SECONDS = 1e7
 #: Largest size of one streamed chunk (1 GiB); a larger one is a bug, not an event.
 MAX_BYTES = 1 << 30
+
+
+#: The code points ``str.encode("utf-8")`` refuses: surrogates, which only occur unpaired in str.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidMetricInput(ValueError):
@@ -101,9 +106,7 @@ def label(name: str, value: object) -> str:
 def encodable(value: str) -> str:
     """``value`` with anything UTF-8 cannot encode (lone surrogates) replaced by U+FFFD: the
     documented fallback for free text from clients (error messages, a request's model)."""
-    if value.isascii():
-        return value
-    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
 
 
 def count(name: str, value: object, minimum: int = 0) -> int:
