@@ -36,6 +36,9 @@ from .validation import InvalidMetricInput, seconds
 
 __all__ = ["asgi_app", "mark_process_dead", "scrape_registry", "serve", "wsgi_app"]
 
+#: Seconds a client may stall (TLS handshake, each read or write) before it is disconnected.
+DEFAULT_TIMEOUT_S = 5.0
+
 
 def scrape_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
     """The registry a scrape should read: all workers' files in multiprocess mode."""
@@ -74,7 +77,7 @@ def serve(port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry
           client_cafile: str | None = None, client_capath: str | None = None,
           client_auth_required: bool = False,
           tls_min_version: ssl.TLSVersion | None = None,
-          timeout: float = 5.0) -> tuple[WSGIServer, threading.Thread]:
+          timeout: float = DEFAULT_TIMEOUT_S) -> tuple[WSGIServer, threading.Thread]:
     """Serve ``/metrics`` on a daemon thread; returns the (server, thread).
 
     Give ``certfile``/``keyfile`` for HTTPS, and ``client_cafile`` with
