@@ -83,8 +83,9 @@ def serve(port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry
     Give ``certfile``/``keyfile`` for HTTPS, and ``client_cafile`` with
     ``client_auth_required=True`` to accept only scrapers holding a certificate from that CA.
     ``tls_min_version`` needs prometheus_client 0.26 or later. ``timeout`` (seconds, > 0) bounds
-    the TLS handshake and each read or write of a connection; a client that stalls longer is
-    disconnected. Stop the server with ``server.shutdown(); server.server_close()``.
+    the TLS handshake and each read or write of a connection (sending the whole response body is
+    one write); a client that stalls longer is disconnected. Stop the server with
+    ``server.shutdown(); server.server_close()``.
     """
     if seconds("timeout", timeout) == 0:
         raise InvalidMetricInput("timeout must be > 0 seconds, got 0")
