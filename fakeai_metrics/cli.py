@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import math
 import socket
 import sys
 import threading
 from typing import Sequence
+
+from .server import DEFAULT_TIMEOUT_S
 
 EPILOG = """examples:
   fakeai-metrics demo                       fake OpenAI API + load + /metrics on :9464
@@ -36,8 +39,8 @@ def _non_negative(text: str) -> float:
 
 def _positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} must be > 0 and finite")
     return value
 
 
@@ -49,8 +52,14 @@ def _ratio(text: str) -> float:
 
 
 def _check_port_free(addr: str, port: int) -> str | None:
-    """None if ``addr:port`` can be bound, else a sentence saying what to do."""
+    """None if ``addr:port`` can be bound, else a sentence saying what to do.
+
+    Binds as both servers (prometheus_client's WSGIServer, uvicorn) do, with ``SO_REUSEADDR``:
+    without it, the connections of a server just stopped (TIME_WAIT, up to 60 s) made a restart
+    fail this check although the server itself would have bound.
+    """
     with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((addr, port))
         except OSError as e:
@@ -87,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--certfile", help="TLS certificate (PEM): serve HTTPS")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.add_argument("--client-cafile", help="require scraper certificates signed by this CA")
+    serve.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S,
+                       help="seconds a client may stall (TLS handshake, each read or write) "
+                       "before it is disconnected (default %(default)s)")
 
     # rules and dashboards have their own parsers (their modules' main); listed for --help
     sub.add_parser("rules", help="write the Prometheus rule files (see: rules --help)",
@@ -139,7 +151,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     server, _ = serve(args.port, args.addr, certfile=args.certfile, keyfile=args.keyfile,
                       client_cafile=args.client_cafile,
-                      client_auth_required=bool(args.client_cafile))
+                      client_auth_required=bool(args.client_cafile), timeout=args.timeout)
     scheme = "https" if args.certfile else "http"
     print(f"serving metrics on {scheme}://{args.addr}:{args.port}/metrics; Ctrl-C stops")
     try:

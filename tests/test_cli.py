@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import require_module
 from fakeai_metrics.catalog import markdown_table
-from fakeai_metrics.cli import main
+from fakeai_metrics.cli import _check_port_free, main
 
 CMD = [sys.executable, "-m", "fakeai_metrics.cli"]
 
@@ -39,6 +39,8 @@ def test_help_lists_the_commands(capsys):
     (["demo", "--port", "70000"], "not a TCP port"),
     (["demo", "--rps", "0"], "must be > 0"),
     (["demo", "--error-rate", "1.5"], "must be in [0, 1)"),
+    (["serve", "--timeout", "0"], "must be > 0"),
+    (["serve", "--timeout", "nan"], "must be > 0"),
     (["nonsense"], "invalid choice"),
 ])
 def test_bad_options_exit_2_and_say_why(argv, message, capsys):
@@ -55,6 +57,36 @@ def test_port_taken_is_reported(capsys):
         port = s.getsockname()[1]
         assert main(["demo", "--port", str(port), "--duration", "1"]) == 2
     assert f"port {port} on 127.0.0.1 is already in use" in capsys.readouterr().err
+
+
+def _port_in_time_wait() -> int:
+    """A port nothing listens on, holding a TIME_WAIT connection: what a stopped server leaves."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server side closes first, so its end waits in TIME_WAIT
+            assert client.recv(1) == b""
+    with socket.socket() as plain, pytest.raises(OSError):  # the state the old check tripped on
+        plain.bind(("127.0.0.1", port))
+    return port
+
+
+def test_port_check_accepts_a_port_in_time_wait():
+    assert _check_port_free("127.0.0.1", _port_in_time_wait()) is None
+
+
+@pytest.mark.parametrize("reuse", [False, True])
+def test_port_check_reports_a_live_listener(reuse):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse))
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert "already in use" in _check_port_free("127.0.0.1", port)
 
 
 def test_catalog_prints_the_table(capsys):
@@ -148,3 +180,19 @@ def test_serve_subcommand_serves_until_ctrl_c():
 def test_serve_needs_both_tls_files(capsys):
     assert main(["serve", "--port", str(free_port()), "--certfile", "x.pem"]) == 2
     assert "--certfile and --keyfile go together" in capsys.readouterr().err
+
+
+def test_serve_timeout_drops_a_stalled_client():
+    port = free_port()
+    proc = subprocess.Popen(CMD + ["serve", "--port", str(port), "--timeout", "0.5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _scrape(port, time.monotonic() + 20)  # up
+        with socket.create_connection(("127.0.0.1", port)) as stalled:
+            stalled.sendall(b"GET /metr")  # a request line never finished
+            stalled.settimeout(30)  # only a bound on a broken server
+            assert stalled.recv(1) == b""  # the server hung up, without answering
+    finally:
+        out, err = _interrupt(proc)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

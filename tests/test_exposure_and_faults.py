@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import require_binary
 from fakeai_metrics import Telemetry
 from fakeai_metrics.server import scrape_registry, serve
+from fakeai_metrics.validation import InvalidMetricInput
 from fakeai_metrics.testing import ManualClock, metric_value
 
 EP = "/v1/chat/completions"
@@ -97,6 +99,110 @@ def test_serves_on_localhost_only_by_default():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- stalled clients --------------------------------------------------------------------------
+
+def _half_client_hello() -> bytes:
+    """The first half of a real TLS ClientHello: a client that started a handshake and stalled."""
+    hello = ssl.MemoryBIO()
+    client = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), hello,
+                                                   server_hostname="127.0.0.1")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    data = hello.read()
+    return data[:len(data) // 2]
+
+
+def _tls_server(pki, timeout: float):
+    return serve(0, registry=_registry_with_data(), certfile=str(pki / "server.pem"),
+                 keyfile=str(pki / "server.key"), timeout=timeout)
+
+
+def _scrape_https(pki, port: int) -> str:
+    context = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context,
+                                timeout=10) as response:
+        return response.read().decode()
+
+
+def _still_open(sock: socket.socket) -> bool:
+    """True while the server has neither closed nor answered ``sock``."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1)  # data or b"": answered or closed
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+
+
+def test_stalled_connections_do_not_block_https_scrapes(pki):
+    # a timeout far longer than the test: the stalls below last while every scrape runs
+    server, _ = _tls_server(pki, timeout=60)
+    port = server.server_port
+    idle = socket.create_connection(("127.0.0.1", port))  # connects, sends nothing
+    half = socket.create_connection(("127.0.0.1", port))
+    half.sendall(_half_client_hello())
+    results: list[object] = []
+
+    def scrape() -> None:
+        try:
+            results.append(_scrape_https(pki, port))
+        except Exception as e:  # noqa: BLE001  (the assertion below shows what went wrong)
+            results.append(e)
+
+    try:
+        threads = [threading.Thread(target=scrape) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [type(r).__name__ for r in results] == ["str"] * 4, results
+        assert all("fakeai_requests_total" in r for r in results)  # type: ignore[operator]
+        assert _still_open(idle) and _still_open(half)  # the scrapes ran while both stalled
+    finally:
+        idle.close()
+        half.close()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("scheme,sent", [
+    ("https", b""), ("https", "half ClientHello"), ("http", b""), ("http", b"GET /metr"),
+])
+def test_a_stalled_connection_is_dropped_after_the_timeout(pki, scheme, sent, capfd):
+    if scheme == "https":
+        server, _ = _tls_server(pki, timeout=0.5)
+    else:
+        server, _ = serve(0, registry=_registry_with_data(), timeout=0.5)
+    stalled = socket.create_connection(("127.0.0.1", server.server_port))
+    try:
+        stalled.sendall(_half_client_hello() if sent == "half ClientHello" else sent)
+        stalled.settimeout(30)  # only a bound on a broken server; the server's timeout is 0.5 s
+        try:
+            assert stalled.recv(1) == b""  # closed by the server, nothing answered
+        except ConnectionResetError:
+            pass
+        if scheme == "https":
+            assert "fakeai_requests_total" in _scrape_https(pki, server.server_port)
+        else:
+            assert "fakeai_requests_total" in urllib.request.urlopen(
+                f"http://127.0.0.1:{server.server_port}/metrics", timeout=10).read().decode()
+    finally:
+        stalled.close()
+        server.shutdown()
+        server.server_close()
+    assert "Traceback" not in capfd.readouterr().err  # a timed-out client is not an error
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "5", True, None])
+def test_serve_rejects_a_bad_timeout(timeout):
+    with pytest.raises(InvalidMetricInput, match="timeout"):
+        serve(0, registry=CollectorRegistry(), timeout=timeout)
 
 
 # --- a worker killed mid-run ----------------------------------------------------------------
