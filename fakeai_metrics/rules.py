@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import catalog as c
-from .slo import exact_error_budget
+from .durations import format_duration, parse_period
+from .slo import WINDOWS, exact_error_budget, longest_window_seconds
 
 #: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
 Groups = list[tuple[str, list[dict[str, Any]]]]
@@ -45,8 +46,6 @@ DEFAULT_RUNBOOK = "docs/runbook.md"
 SLO_FILE = "fakeai-slo.rules.yml"
 BUDGET_FILE = "fakeai-budget.rules.yml"
 
-#: Windows of the recorded error ratio: every window the burn-rate alerts read.
-WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: The ``outcome`` label value of a failed request in ``fakeai_requests_total``.
 ERROR_OUTCOME = "error"
 
@@ -81,40 +80,10 @@ BURN_WINDOWS: tuple[BurnWindow, ...] = (
     BurnWindow("ticket", "1", "3d", "6h"),
 )
 
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_PERIOD_RE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 # --- spec validation ------------------------------------------------------------------------------
-
-def parse_period(period: str) -> int:
-    """Seconds in a Prometheus-style duration such as ``30d``, ``4w`` or ``1d12h``.
-
-    Units w, d, h, m, s, each at most once and largest first; the total must be positive.
-    """
-    if not isinstance(period, str):
-        raise ValueError(f"period must be a string such as '30d', got {period!r}")
-    m = _PERIOD_RE.fullmatch(period.strip())
-    if not period.strip() or m is None:
-        raise ValueError(
-            f"period {period!r} is not a duration: use whole units w, d, h, m, s, largest first, "
-            "for example '30d', '4w' or '1d12h'")
-    seconds = sum(int(n) * _UNITS[u] for n, u in zip(m.groups(), "wdhms") if n)
-    if seconds <= 0:
-        raise ValueError(f"period {period!r} must be longer than zero")
-    return seconds
-
-
-def format_duration(seconds: int) -> str:
-    """A duration as Prometheus writes it, in days at most: 2592000 -> '30d', 180000 -> '2d2h'."""
-    parts = []
-    for unit in "dhms":
-        n, seconds = divmod(seconds, _UNITS[unit])
-        if n:
-            parts.append(f"{n}{unit}")
-    return "".join(parts) or "0s"
-
 
 def _check_objective(objective: float) -> float:
     if isinstance(objective, bool) or not isinstance(objective, (int, float)):
@@ -145,10 +114,6 @@ def _percent(d: Decimal) -> str:
 def _share(d: Decimal) -> str:
     """A rounded percentage for prose: 3 significant digits."""
     return f"{float(d * 100):.3g}%"
-
-
-def _longest_window() -> int:
-    return max(parse_period(w) for w in WINDOWS)
 
 
 @dataclass(frozen=True)
@@ -187,10 +152,10 @@ def _spec(objective: float, period: str, by_model: bool, namespace: str,
           runbook_url: str) -> _Spec:
     budget = error_budget(objective)
     seconds = parse_period(period)
-    if seconds <= _longest_window():
+    if seconds <= longest_window_seconds():
         raise ValueError(
             f"period {period!r} must be longer than the longest alert window "
-            f"({format_duration(_longest_window())}): the 1x burn alert reads 3 days")
+            f"({format_duration(longest_window_seconds())}): the 1x burn alert reads 3 days")
     if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
         raise ValueError(f"namespace must be a metric-name prefix such as 'fakeai', got "
                          f"{namespace!r}")
