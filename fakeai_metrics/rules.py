@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import textwrap
@@ -31,6 +32,7 @@ from typing import Any, Callable, Sequence
 
 from . import catalog as c
 from .durations import format_duration, parse_period
+from .latency_slo import BOUND_KEYS, LatencySLO, SLOSource, resolve
 from .slo import WINDOWS, exact_error_budget, longest_window_seconds
 
 #: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
@@ -45,6 +47,8 @@ DEFAULT_RUNBOOK = "docs/runbook.md"
 
 SLO_FILE = "fakeai-slo.rules.yml"
 BUDGET_FILE = "fakeai-budget.rules.yml"
+#: Written only with latency SLOs (``--slos FILE``).
+LATENCY_SLO_FILE = "fakeai-latency-slo.rules.yml"
 
 #: The ``outcome`` label value of a failed request in ``fakeai_requests_total``.
 ERROR_OUTCOME = "error"
@@ -55,6 +59,8 @@ ALERT_BUDGET_THRESHOLD = "FakeAIBudgetAlertThreshold"
 ALERT_BUDGET_EXCEEDED = "FakeAIBudgetExceeded"
 ALERT_ABSENT = "FakeAIMetricsAbsent"
 ALERTS: tuple[str, ...] = (ALERT_BURN, ALERT_BUDGET_THRESHOLD, ALERT_BUDGET_EXCEEDED, ALERT_ABSENT)
+#: The latency SLOs' burn alert (only in LATENCY_SLO_FILE, so not one of ALERTS).
+ALERT_LATENCY_BURN = "FakeAILatencySLOBurn"
 
 #: How long the SLO metrics must be missing before ``FakeAIMetricsAbsent`` fires: long enough to
 #: ride out a rolling restart or a Prometheus restart, short enough to notice the same hour.
@@ -200,6 +206,22 @@ def spend_rate_record(window: str = "1h", namespace: str = c.DEFAULT_NAMESPACE) 
     return f"{namespace}:cost_usd:rate{window}"
 
 
+def slo_bad_ratio_record(window: str, namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded bad ratio (1 - good / total) of every latency SLO over ``window``, by job and slo
+    (one of WINDOWS, or an SLO's period)."""
+    return f"{namespace}:slo_bad:ratio_rate{window}"
+
+
+def slo_budget_remaining_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded share of a latency SLO's error budget left over its period, by job and slo."""
+    return f"{namespace}:slo_error_budget_remaining:ratio"
+
+
+def slo_rate_records(namespace: str = c.DEFAULT_NAMESPACE) -> tuple[str, str]:
+    """Recorded 5m rates of the matched and of the good requests, by job and slo."""
+    return f"{namespace}:slo_requests:rate5m", f"{namespace}:slo_good_requests:rate5m"
+
+
 def budget_used_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
     """Recorded spent / limit per budgeted API key."""
     return f"{namespace}:budget_spent:ratio"
@@ -285,6 +307,119 @@ def _absent_alert(s: _Spec) -> dict[str, Any]:
             "runbook_url": s.runbook_url(ALERT_ABSENT),
         },
     }
+
+
+# --- latency SLOs ---------------------------------------------------------------------------------
+
+_BOUND_TEXT = {"ttft_seconds": "TTFT", "tpot_seconds": "TPOT", "duration_seconds": "duration"}
+
+
+def _seconds(value: float) -> str:
+    return f"{_num(Decimal(repr(value)))} s"
+
+
+def _good_when(slo: LatencySLO) -> str:
+    """The SLO's bounds in prose: 'TTFT <= 0.5 s, TPOT <= 0.05 s'."""
+    return ", ".join(f"{_BOUND_TEXT[k]} <= {_seconds(getattr(slo, k))}" for k in BOUND_KEYS
+                     if getattr(slo, k) is not None)
+
+
+def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, Any]]:
+    """Bad ratios per window for every SLO at once, then each SLO's period ratio and budget.
+
+    The ratio is 1 - good / total computed as (total - good) / total: with whole rates the
+    division is then correctly rounded, so a ratio exactly at a threshold is not read above it.
+    """
+    requests, good = s.metric(c.SLO_REQUESTS), s.metric(c.SLO_GOOD_REQUESTS)
+    by = "by (job, slo)"
+
+    def bad_ratio(window: str) -> str:
+        return (f"(\n"
+                f"  sum {by} (rate({requests}[{window}]))\n"
+                f"  -\n"
+                f"  sum {by} (rate({good}[{window}]))\n"
+                f")\n"
+                f"/\n"
+                f"sum {by} (rate({requests}[{window}]))")
+
+    requests_5m, good_5m = slo_rate_records(s.ns)
+    rules: list[dict[str, Any]] = [
+        {"record": slo_bad_ratio_record(w, s.ns), "expr": bad_ratio(w)} for w in WINDOWS]
+    rules += [{"record": requests_5m, "expr": f"sum {by} (rate({requests}[5m]))"},
+              {"record": good_5m, "expr": f"sum {by} (rate({good}[5m]))"}]
+    for slo in slos:
+        sel = f'{{slo="{slo.name}"}}'
+        period = slo_bad_ratio_record(slo.period, s.ns)
+        # Each SLO's own rules carry its slo label, so two of them never look alike to promtool.
+        labels = {"slo": slo.name}
+        rules += [
+            # The period's ratio from the recorded 5m rates, as for the availability SLO.
+            {"record": period,
+             "expr": (f"(\n"
+                      f"  sum_over_time({requests_5m}{sel}[{slo.period}])\n"
+                      f"  -\n"
+                      f"  sum_over_time({good_5m}{sel}[{slo.period}])\n"
+                      f")\n"
+                      f"/\n"
+                      f"sum_over_time({requests_5m}{sel}[{slo.period}])"),
+             "labels": labels},
+            {"record": slo_budget_remaining_record(s.ns),
+             "expr": f"1 - {period}{sel} / {_num(exact_error_budget(slo.objective))}",
+             "labels": labels},
+        ]
+    return rules
+
+
+def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
+    budget = exact_error_budget(slo.objective)
+    threshold = f"({w.factor} * {_num(budget)})"
+    sel = f'{{slo="{slo.name}"}}'
+    spent_share = _share(Decimal(w.factor) * parse_period(w.long) / slo.period_seconds)
+    lasts = format_duration(int(Decimal(slo.period_seconds) / Decimal(w.factor)))
+    speed = "fast" if w.severity == "page" else "steadily"
+    return {
+        "alert": ALERT_LATENCY_BURN,
+        "expr": (f"{slo_bad_ratio_record(w.long, s.ns)}{sel} > {threshold}\n"
+                 f"and\n"
+                 f"{slo_bad_ratio_record(w.short, s.ns)}{sel} > {threshold}"),
+        "labels": {"slo": slo.name, "severity": w.severity, "long_window": w.long,
+                   "short_window": w.short},
+        "annotations": {
+            "summary": f"Latency SLO {{{{ $labels.slo }}}} of {{{{ $labels.job }}}} is burning "
+                       f"its error budget {speed} (over {w.factor}x for {w.long} and {w.short})",
+            "description": (
+                f"{{{{ $value | humanizePercentage }}}} of the requests latency SLO "
+                f"{{{{ $labels.slo }}}} matches on {{{{ $labels.job }}}} were bad (failed, or "
+                f"not within {_good_when(slo)}) over the last {w.long}, and more than "
+                f"{_percent(Decimal(w.factor) * budget)} over the last {w.short} (threshold: "
+                f"{w.factor}x the {_percent(budget)} error budget of the "
+                f"{_percent(Decimal(repr(slo.objective)))} objective over {slo.period}). A burn "
+                f"of {w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
+                f"in {lasts}."),
+            "runbook_url": s.runbook_url(ALERT_LATENCY_BURN),
+        },
+    }
+
+
+def _latency_document(s: _Spec, slos: Sequence[LatencySLO],
+                      cmd: str) -> tuple[list[str], Groups]:
+    pairs = {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
+                              for w in BURN_WINDOWS if w.severity == sev)
+             for sev in ("page", "ticket")}
+    header = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
+              "from the metric catalog and the latency SLO spec. Do not edit: rerun it.", "",
+              f"Latency SLOs: a request an SLO matches is good when it succeeded within every "
+              f"bound that applies;",
+              f"{s.record('slo_bad', 'ratio_rate<w>')} = 1 - good / total, per job (all "
+              f"instances) and slo.",
+              f"{ALERT_LATENCY_BURN}: page at {pairs['page']};",
+              f"ticket at {pairs['ticket']} (factor x the SLO's error budget)."]
+    for slo in slos:
+        header.append(f"  {slo.name}: {_percent(Decimal(repr(slo.objective)))} over "
+                      f"{slo.period}, good when {_good_when(slo)}")
+    rules = _latency_recording(s, slos)
+    rules += [_latency_alert(s, slo, w) for slo in slos for w in BURN_WINDOWS]
+    return header, [(f"{s.ns}-latency-slo", rules)]
 
 
 def _budget_rules(s: _Spec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -425,23 +560,32 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
 
 def generate(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
              by_model: bool = False, namespace: str = c.DEFAULT_NAMESPACE,
-             runbook_url: str = DEFAULT_RUNBOOK) -> dict[str, str]:
+             runbook_url: str = DEFAULT_RUNBOOK,
+             slos: SLOSource | None = None) -> dict[str, str]:
     """The rule files for this SLO spec: file name -> YAML text. Pure and deterministic.
 
-    Raises ValueError for an objective outside (0, 1), a period that is not a duration or not
-    longer than 3d (the longest alert window), or a namespace that is not a metric prefix.
+    ``slos`` (``LatencySLO``s or the path of a spec file) adds LATENCY_SLO_FILE; the other
+    files do not depend on it. Raises ValueError for an objective outside (0, 1), a period that
+    is not a duration or not longer than 3d (the longest alert window), a namespace that is not a
+    metric prefix, or a bad latency SLO spec (InvalidMetricInput).
     """
     s = _spec(objective, period, by_model, namespace, runbook_url)
     cmd = command(objective, period, by_model, namespace, runbook_url)
-    return {name: _render(header, groups)
-            for name, (header, groups) in _documents(s, cmd).items()}
+    documents = _documents(s, cmd)
+    latency = resolve(slos)
+    if latency:
+        source = str(slos) if isinstance(slos, (str, os.PathLike)) else "FILE"
+        documents[LATENCY_SLO_FILE] = _latency_document(s, latency, f"{cmd} --slos {source}")
+    return {name: _render(header, groups) for name, (header, groups) in documents.items()}
 
 
 def write(out_dir: str | Path = DEFAULT_OUT, *, objective: float = DEFAULT_OBJECTIVE,
           period: str = DEFAULT_PERIOD, by_model: bool = False,
-          namespace: str = c.DEFAULT_NAMESPACE, runbook_url: str = DEFAULT_RUNBOOK) -> list[Path]:
+          namespace: str = c.DEFAULT_NAMESPACE, runbook_url: str = DEFAULT_RUNBOOK,
+          slos: SLOSource | None = None) -> list[Path]:
     """Write the generated rule files into ``out_dir`` (created if missing); their paths."""
-    return write_files(out_dir, generate(objective, period, by_model, namespace, runbook_url))
+    return write_files(out_dir, generate(objective, period, by_model, namespace, runbook_url,
+                                         slos))
 
 
 def write_files(out_dir: str | Path, files: dict[str, str]) -> list[Path]:
@@ -472,19 +616,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="metric prefix of the exporter (default fakeai)")
     p.add_argument("--runbook-url", default=DEFAULT_RUNBOOK,
                    help="the runbook that alerts link to (default docs/runbook.md)")
+    p.add_argument("--slos", metavar="FILE",
+                   help=f"latency SLO spec (YAML): also write {LATENCY_SLO_FILE}")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help="directory to write the rule files to (default grafana/alerts)")
     args = p.parse_args(argv)
     return report(p.prog, lambda: write(args.out, objective=args.objective, period=args.period,
                                         by_model=args.by_model, namespace=args.namespace,
-                                        runbook_url=args.runbook_url))
+                                        runbook_url=args.runbook_url, slos=args.slos))
 
 
 def report(prog: str, generate_files: Callable[[], list[Path]]) -> int:
     """Run a generator for the command line: print the paths written, or the error and 2."""
     try:
         paths = generate_files()
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     for path in paths:
