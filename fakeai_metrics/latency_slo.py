@@ -26,6 +26,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
@@ -41,6 +42,7 @@ DEFAULT_PERIOD = "30d"
 _KEYS = ("name", "objective", "period", "match", "good_when")
 MATCH_KEYS = ("model", "endpoint")
 BOUND_KEYS = ("ttft_seconds", "tpot_seconds", "duration_seconds")
+_BOUND_NAMES = {"ttft_seconds": "TTFT", "tpot_seconds": "TPOT", "duration_seconds": "duration"}
 
 #: What ``Telemetry(slos=...)`` accepts: the specs themselves, or the path of a spec file.
 SLOSource = Union[Sequence["LatencySLO"], str, "os.PathLike[str]"]
@@ -100,6 +102,11 @@ class LatencySLO:
             if getattr(self, key) is not None:
                 object.__setattr__(self, key, float(getattr(self, key)))
 
+    def bounds_text(self) -> str:
+        """The bounds in prose, as alerts and dashboards print them: 'TTFT <= 0.5 s, ...'."""
+        return ", ".join(f"{_BOUND_NAMES[k]} <= {_plain(getattr(self, k))} s" for k in BOUND_KEYS
+                         if getattr(self, k) is not None)
+
     @property
     def period_seconds(self) -> int:
         return parse_period(self.period)
@@ -109,6 +116,11 @@ class LatencySLO:
         return ((self.model is None or self.model == model)
                 and (self.endpoint is None
                      or normalize_endpoint(self.endpoint) == normalize_endpoint(endpoint)))
+
+
+def _plain(value: float) -> str:
+    """A number as written, without exponent or trailing zeros: 10.0 -> '10', 0.05 -> '0.05'."""
+    return format(Decimal(repr(value)).normalize(), "f")
 
 
 def check_unique(slos: Iterable[LatencySLO]) -> tuple[LatencySLO, ...]:

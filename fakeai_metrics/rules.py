@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from . import catalog as c
 from .durations import format_duration, parse_period
-from .latency_slo import BOUND_KEYS, LatencySLO, SLOSource, resolve
+from .latency_slo import LatencySLO, SLOSource, resolve
 from .slo import WINDOWS, exact_error_budget, longest_window_seconds
 
 #: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
@@ -311,19 +311,6 @@ def _absent_alert(s: _Spec) -> dict[str, Any]:
 
 # --- latency SLOs ---------------------------------------------------------------------------------
 
-_BOUND_TEXT = {"ttft_seconds": "TTFT", "tpot_seconds": "TPOT", "duration_seconds": "duration"}
-
-
-def _seconds(value: float) -> str:
-    return f"{_num(Decimal(repr(value)))} s"
-
-
-def _good_when(slo: LatencySLO) -> str:
-    """The SLO's bounds in prose: 'TTFT <= 0.5 s, TPOT <= 0.05 s'."""
-    return ", ".join(f"{_BOUND_TEXT[k]} <= {_seconds(getattr(slo, k))}" for k in BOUND_KEYS
-                     if getattr(slo, k) is not None)
-
-
 def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, Any]]:
     """Bad ratios per window for every SLO at once, then each SLO's period ratio and budget.
 
@@ -390,7 +377,7 @@ def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
             "description": (
                 f"{{{{ $value | humanizePercentage }}}} of the requests latency SLO "
                 f"{{{{ $labels.slo }}}} matches on {{{{ $labels.job }}}} were bad (failed, or "
-                f"not within {_good_when(slo)}) over the last {w.long}, and more than "
+                f"not within {slo.bounds_text()}) over the last {w.long}, and more than "
                 f"{_percent(Decimal(w.factor) * budget)} over the last {w.short} (threshold: "
                 f"{w.factor}x the {_percent(budget)} error budget of the "
                 f"{_percent(Decimal(repr(slo.objective)))} objective over {slo.period}). A burn "
@@ -416,7 +403,7 @@ def _latency_document(s: _Spec, slos: Sequence[LatencySLO],
               f"ticket at {pairs['ticket']} (factor x the SLO's error budget)."]
     for slo in slos:
         header.append(f"  {slo.name}: {_percent(Decimal(repr(slo.objective)))} over "
-                      f"{slo.period}, good when {_good_when(slo)}")
+                      f"{slo.period}, good when {slo.bounds_text()}")
     rules = _latency_recording(s, slos)
     rules += [_latency_alert(s, slo, w) for slo in slos for w in BURN_WINDOWS]
     return header, [(f"{s.ns}-latency-slo", rules)]
