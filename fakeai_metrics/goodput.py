@@ -46,7 +46,8 @@ class _Judge(NamedTuple):
 class GoodputStatus:
     """One latency SLO over the last ``window_seconds`` (to the ten-second slot).
 
-    ``seconds_covered`` is the time the counted slots span (the rates' denominator).
+    ``seconds_covered`` is the time the counted slots span, at most the tracker's age (the
+    rates' denominator).
     ``good_ratio`` is 1.0 and ``burn_rate`` 0.0 without requests; ``violated`` compares the
     counts as fractions, so a good ratio exactly at the objective is not a violation.
     """
@@ -91,6 +92,7 @@ class GoodputTracker(Tracker):
             self._requests.inc(judge.key, 0)
             self._good.inc(judge.key, 0)
         self._routes: dict[tuple[str | None, str], tuple[_Judge, ...]] = {}
+        self._started = self._clock()
 
     def judges(self, model: str | None, endpoint: str) -> tuple[_Judge, ...]:
         """The SLOs matching a request, cached per (model, endpoint)."""
@@ -138,16 +140,19 @@ class GoodputTracker(Tracker):
             raise InvalidMetricInput(f"name {name!r} is no latency SLO here (known: "
                                      f"{', '.join(self._index) or 'none'})")
         slo = self.slos[i]
+        now = self._clock()
         with self._lock:
-            slots, covered = self._ring.recent(self._clock())
+            slots, covered = self._ring.recent(now)
             total = sum(s[2 * i] for s in slots)
             good = sum(s[2 * i + 1] for s in slots)
+        covered = min(covered, now - self._started)  # a young tracker has seen less time
         bad = total - good
         return GoodputStatus(
             name=name, objective=slo.objective, window_seconds=self.window_seconds,
             seconds_covered=covered, total_requests=total, good_requests=good,
             bad_requests=bad, good_ratio=good / total if total else 1.0,
-            goodput_per_second=good / covered, throughput_per_second=total / covered,
+            goodput_per_second=good / covered if covered > 0 else 0.0,
+            throughput_per_second=total / covered if covered > 0 else 0.0,
             burn_rate=burn_rate(bad, total, slo.objective),
             violated=violated(bad, total, slo.objective))
 

@@ -261,6 +261,18 @@ def test_status_counts_the_window_exactly_at_its_boundary():
     assert empty.violated is False and empty.goodput_per_second == 0.0
 
 
+def test_goodput_per_second_counts_only_the_time_the_tracker_has_lived():
+    clock = ManualClock(start=1003.0)  # mid-slot
+    t = _hub(clock, LatencySLO("s", 0.9, duration_seconds=1), slo_window_seconds=300)
+    assert t.slo_status("s").goodput_per_second == 0.0  # no time yet, no division by zero
+    clock.advance(4.0)
+    for latency in (0.5, 0.5, 0.5, 2.0):
+        t.record_request(endpoint=EP, model="m", latency_s=latency)
+    s = t.slo_status("s")
+    assert s.seconds_covered == 4.0
+    assert (s.goodput_per_second, s.throughput_per_second) == (0.75, 1.0)
+
+
 def test_status_one_more_bad_request_violates():
     clock = ManualClock(start=1000.0)
     t = _hub(clock, LatencySLO("s", 0.999, duration_seconds=1))
