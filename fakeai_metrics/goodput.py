@@ -38,7 +38,7 @@ _INF = math.inf
 class _Judge(NamedTuple):
     """One SLO as the hot path reads it: its slot index, label key and bounds (inf: none)."""
 
-    index: int
+    at: int
     key: tuple[str]
     ttft: float
     tpot: float
@@ -171,13 +171,13 @@ class GoodputTracker(Tracker):
     def totals(self) -> dict[tuple[str], tuple[int, int]]:
         """(requests, good requests) per SLO label since construction: what is exported."""
         with self._lock:
-            return {j.key: (self._totals[j.index], self._totals[j.index + 1])
+            return {j.key: (self._totals[j.at], self._totals[j.at + 1])
                     for j in self._judges}
 
     def _refresh(self) -> None:
         for j in self._judges:
-            self._requests.values[j.key] = self._totals[j.index]
-            self._good.values[j.key] = self._totals[j.index + 1]
+            self._requests.values[j.key] = self._totals[j.at]
+            self._good.values[j.key] = self._totals[j.at + 1]
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import GoodputInstruments

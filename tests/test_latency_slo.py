@@ -317,3 +317,38 @@ def test_otel_counters_agree_with_prometheus(clock):
         prom = "fakeai_slo_requests_total" if name == "fakeai.slo.requests" \
             else "fakeai_slo_good_requests_total"
         assert metric_value(t.registry, prom, {"slo": slo}) == value
+
+
+# --- several worker processes -------------------------------------------------------------------
+
+MP_WORKER = """
+from prometheus_client import CollectorRegistry
+from fakeai_metrics import LatencySLO, Telemetry
+
+t = Telemetry(registry=CollectorRegistry(),
+              slos=[LatencySLO("s", 0.9, duration_seconds=1), LatencySLO("idle", 0.9,
+                                                                       model="nobody",
+                                                                       duration_seconds=1)])
+assert t.goodput.multiprocess, "PROMETHEUS_MULTIPROC_DIR not seen"
+for i in range(30):
+    t.record_request(endpoint="/v1/chat/completions", model="m", latency_s=0.5 if i % 3 else 2.0)
+"""
+
+
+@pytest.mark.slow  # two Python worker processes
+def test_workers_counts_add_up_in_multiprocess_mode(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from fakeai_metrics.server import scrape_registry
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", MP_WORKER], env=env, check=True, timeout=120)
+    registry = scrape_registry()
+    assert metric_value(registry, "fakeai_slo_requests_total", {"slo": "s"}) == 60
+    assert metric_value(registry, "fakeai_slo_good_requests_total", {"slo": "s"}) == 40
+    # an SLO nothing matched is in the files at 0, as in one process
+    assert metric_value(registry, "fakeai_slo_requests_total", {"slo": "idle"}) == 0
