@@ -264,28 +264,47 @@ def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
     return rules
 
 
+@dataclass(frozen=True)
+class _BurnTerms:
+    """What a burn alert of one pair prints for an SLO's budget: its threshold (exact), how
+    fast it burns, and the description's closing sentence (threshold, budget, spend)."""
+
+    expr_threshold: str
+    threshold_pct: str
+    speed: str
+    closing: str
+
+    @classmethod
+    def of(cls, w: BurnWindow, objective: float, budget: Decimal, period: str,
+           period_seconds: int) -> "_BurnTerms":
+        spent_share = _share(Decimal(w.factor) * parse_period(w.long) / period_seconds)
+        lasts = format_duration(int(Decimal(period_seconds) / Decimal(w.factor)))
+        return cls(
+            f"({w.factor} * {_num(budget)})", _percent(Decimal(w.factor) * budget),
+            "fast" if w.severity == "page" else "steadily",
+            f"(threshold: {w.factor}x the {_percent(budget)} error budget of the "
+            f"{_percent(Decimal(repr(objective)))} objective over {period}). A burn of "
+            f"{w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
+            f"in {lasts}.")
+
+    def expr(self, long_series: str, short_series: str) -> str:
+        return (f"{long_series} > {self.expr_threshold}\nand\n"
+                f"{short_series} > {self.expr_threshold}")
+
+
 def _burn_alert(s: _Spec, w: BurnWindow) -> dict[str, Any]:
-    threshold = f"({w.factor} * {_num(s.budget)})"
-    threshold_pct = _percent(Decimal(w.factor) * s.budget)
-    spent_share = _share(Decimal(w.factor) * parse_period(w.long) / s.period_seconds)
-    lasts = format_duration(int(Decimal(s.period_seconds) / Decimal(w.factor)))
-    speed = "fast" if w.severity == "page" else "steadily"
+    t = _BurnTerms.of(w, s.objective, s.budget, s.period, s.period_seconds)
     return {
         "alert": ALERT_BURN,
-        "expr": (f"{error_ratio_record(w.long, s.ns)} > {threshold}\n"
-                 f"and\n"
-                 f"{error_ratio_record(w.short, s.ns)} > {threshold}"),
+        "expr": t.expr(error_ratio_record(w.long, s.ns), error_ratio_record(w.short, s.ns)),
         "labels": {"severity": w.severity, "long_window": w.long, "short_window": w.short},
         "annotations": {
-            "summary": f"{s.subject} is burning its error budget {speed} "
+            "summary": f"{s.subject} is burning its error budget {t.speed} "
                        f"(over {w.factor}x for {w.long} and {w.short})",
             "description": (
                 f"{{{{ $value | humanizePercentage }}}} of requests to {s.subject} failed over "
-                f"the last {w.long} and more than {threshold_pct} over the last {w.short} "
-                f"(threshold: {w.factor}x the {_percent(s.budget)} error budget of the "
-                f"{_percent(Decimal(repr(s.objective)))} objective over {s.period}). A burn of "
-                f"{w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
-                f"in {lasts}."),
+                f"the last {w.long} and more than {t.threshold_pct} over the last {w.short} "
+                f"{t.closing}"),
             "runbook_url": s.runbook_url(ALERT_BURN),
         },
     }
@@ -358,41 +377,38 @@ def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, A
 
 
 def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
-    budget = exact_error_budget(slo.objective)
-    threshold = f"({w.factor} * {_num(budget)})"
+    t = _BurnTerms.of(w, slo.objective, exact_error_budget(slo.objective), slo.period,
+                      slo.period_seconds)
     sel = f'{{slo="{slo.name}"}}'
-    spent_share = _share(Decimal(w.factor) * parse_period(w.long) / slo.period_seconds)
-    lasts = format_duration(int(Decimal(slo.period_seconds) / Decimal(w.factor)))
-    speed = "fast" if w.severity == "page" else "steadily"
     return {
         "alert": ALERT_LATENCY_BURN,
-        "expr": (f"{slo_bad_ratio_record(w.long, s.ns)}{sel} > {threshold}\n"
-                 f"and\n"
-                 f"{slo_bad_ratio_record(w.short, s.ns)}{sel} > {threshold}"),
+        "expr": t.expr(f"{slo_bad_ratio_record(w.long, s.ns)}{sel}",
+                       f"{slo_bad_ratio_record(w.short, s.ns)}{sel}"),
         "labels": {"slo": slo.name, "severity": w.severity, "long_window": w.long,
                    "short_window": w.short},
         "annotations": {
             "summary": f"Latency SLO {{{{ $labels.slo }}}} of {{{{ $labels.job }}}} is burning "
-                       f"its error budget {speed} (over {w.factor}x for {w.long} and {w.short})",
+                       f"its error budget {t.speed} (over {w.factor}x for {w.long} and {w.short})",
             "description": (
                 f"{{{{ $value | humanizePercentage }}}} of the requests latency SLO "
                 f"{{{{ $labels.slo }}}} matches on {{{{ $labels.job }}}} were bad (failed, or "
                 f"not within {slo.bounds_text()}) over the last {w.long}, and more than "
-                f"{_percent(Decimal(w.factor) * budget)} over the last {w.short} (threshold: "
-                f"{w.factor}x the {_percent(budget)} error budget of the "
-                f"{_percent(Decimal(repr(slo.objective)))} objective over {slo.period}). A burn "
-                f"of {w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
-                f"in {lasts}."),
+                f"{t.threshold_pct} over the last {w.short} {t.closing}"),
             "runbook_url": s.runbook_url(ALERT_LATENCY_BURN),
         },
     }
 
 
+def _pairs_by_severity() -> dict[str, str]:
+    """The burn pairs in prose per severity, for the files' headers."""
+    return {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
+                             for w in BURN_WINDOWS if w.severity == sev)
+            for sev in ("page", "ticket")}
+
+
 def _latency_document(s: _Spec, slos: Sequence[LatencySLO],
                       cmd: str) -> tuple[list[str], Groups]:
-    pairs = {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
-                              for w in BURN_WINDOWS if w.severity == sev)
-             for sev in ("page", "ticket")}
+    pairs = _pairs_by_severity()
     header = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
               "from the metric catalog and the latency SLO spec. Do not edit: rerun it.", "",
               f"Latency SLOs: a request an SLO matches is good when it succeeded within every "
@@ -516,9 +532,7 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
     """Each file's header comment lines and rule groups, before rendering."""
     generated = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
                  "from the metric catalog (fakeai_metrics/catalog.py). Do not edit: rerun it."]
-    pairs = {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
-                              for w in BURN_WINDOWS if w.severity == sev)
-             for sev in ("page", "ticket")}
+    pairs = _pairs_by_severity()
     slo_header = generated + [
         "",
         f"SLO: {_percent(Decimal(repr(s.objective)))} of finished requests "
