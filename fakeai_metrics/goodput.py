@@ -132,15 +132,15 @@ class GoodputTracker(Tracker):
         lock.acquire()  # not `with`: see Tracker
         try:
             slot = self._ring.slot(now)
-            for index, key, ttft_bound, tpot_bound, duration_bound in judges:
-                slot[index] += 1
-                totals[index] += 1
+            for at, key, ttft_bound, tpot_bound, duration_bound in judges:
+                slot[at] += 1
+                totals[at] += 1
                 if write_through:
                     self._requests.inc(key)
                 if ok and duration_s <= duration_bound and ttft <= ttft_bound \
                         and tpot <= tpot_bound:
-                    slot[index + 1] += 1
-                    totals[index + 1] += 1
+                    slot[at + 1] += 1
+                    totals[at + 1] += 1
                     if write_through:
                         self._good.inc(key)
         finally:
