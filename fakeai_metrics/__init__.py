@@ -5,7 +5,9 @@ from .catalog import CATALOG, MetricSpec
 from .cost import BudgetLimitType, BudgetPeriod, CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
+from .goodput import GoodputStatus
 from .keys import KeyIds, hash_key
+from .latency_slo import LatencySLO, load_slos
 from .limits import LabelLimits
 from .models import ModelMetricsTracker
 from .pricing import Price, PriceTable
@@ -16,8 +18,8 @@ from .validation import InvalidMetricInput
 
 __all__ = [
     "BudgetLimitType", "BudgetPeriod", "CATALOG", "CostTracker", "ErrorMetricsTracker",
-    "InvalidMetricInput", "KeyIds", "LabelLimits", "MetricSpec", "MetricsTracker",
-    "ModelMetricsTracker", "Price", "PriceTable", "SLOStatus", "StreamingMetricsTracker",
-    "Telemetry", "hash_key",
+    "GoodputStatus", "InvalidMetricInput", "KeyIds", "LabelLimits", "LatencySLO", "MetricSpec",
+    "MetricsTracker", "ModelMetricsTracker", "Price", "PriceTable", "SLOStatus",
+    "StreamingMetricsTracker", "Telemetry", "hash_key", "load_slos",
 ]
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ from typing import Literal
 DEFAULT_NAMESPACE = "fakeai"
 
 Kind = Literal["counter", "gauge", "histogram"]
-Owner = Literal["endpoints", "cost", "models", "errors", "streaming", "limits"]
+Owner = Literal["endpoints", "cost", "models", "errors", "streaming", "limits", "goodput"]
 
 #: TTFT and whole-request latency, seconds: 1 ms .. 60 s, with 2.0 s (a common TTFT objective).
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -95,6 +95,13 @@ SLO_OBJECTIVE = _m("slo_objective_ratio", "gauge", "ratio", ("slo",), "errors",
 SLO_BURN_RATE = _m("slo_burn_rate", "gauge", "ratio", ("slo", "window"), "errors",
                    "Error ratio over the window divided by the error budget (1 - objective).",
                    multiprocess_mode=None)
+
+# --- GoodputTracker: latency SLOs (Telemetry(slos=...)) ---------------------------------------
+SLO_REQUESTS = _m("slo_requests_total", "counter", "requests", ("slo",), "goodput",
+                  "Finished requests a latency SLO matched (failed ones included).")
+SLO_GOOD_REQUESTS = _m("slo_good_requests_total", "counter", "requests", ("slo",), "goodput",
+                       "Matched requests that succeeded within every latency bound of the SLO; "
+                       "goodput is its rate.")
 
 # --- CostTracker: spend, tokens, budgets ---------------------------------------------------------
 COST = _m("cost_usd_total", "counter", "USD", ("api_key", "model"), "cost",

@@ -16,6 +16,7 @@ from .server import DEFAULT_TIMEOUT_S
 EPILOG = """examples:
   fakeai-metrics demo                       fake OpenAI API + load + /metrics on :9464
   fakeai-metrics demo --rps 50 --duration 120 --seed 1
+  fakeai-metrics demo --slos fakeai_metrics/examples/latency-slos.yml
   fakeai-metrics serve --port 9464          /metrics only (multiprocess-aware)
   fakeai-metrics rules --objective 0.995    regenerate grafana/alerts/
   fakeai-metrics dashboards                 regenerate grafana/dashboards/
@@ -87,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--error-rate", type=_ratio, default=0.02,
                       help="fraction of requests the fake API fails (default 0.02)")
     demo.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+    demo.add_argument("--slos", metavar="FILE",
+                      help="latency SLO spec (YAML) to judge requests against, e.g. "
+                           "fakeai_metrics/examples/latency-slos.yml")
 
     serve = sub.add_parser("serve", help="serve /metrics only",
                            description="Serve /metrics of this process (or, with "
@@ -136,9 +140,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fakeai-metrics: the demo needs {e.name}: pip install 'fakeai-metrics[demo]'",
               file=sys.stderr)
         return 2
+    slos = None
+    if args.slos:  # checked before anything listens, so a bad spec is one clear line
+        from .latency_slo import load_slos
+        try:
+            slos = load_slos(args.slos)
+        except (OSError, ValueError) as e:
+            print(f"fakeai-metrics: --slos: {e}", file=sys.stderr)
+            return 2
     try:
         asyncio.run(demo.run(port=args.port, addr=args.addr, rps=args.rps,
-                             duration=args.duration, seed=args.seed, error_rate=args.error_rate))
+                             duration=args.duration, seed=args.seed, error_rate=args.error_rate,
+                             slos=slos))
     except KeyboardInterrupt:
         pass
     return 0

@@ -38,6 +38,8 @@ from typing import Any, Sequence
 from . import catalog as c
 from . import rules
 from .cost import CostTracker
+from .latency_slo import LatencySLO, SLOSource, resolve
+from .slo import exact_error_budget
 
 try:  # the builder library is an extra: only generating the dashboards needs it
     from grafana_foundation_sdk.builders import bargauge as sdk_bargauge
@@ -159,11 +161,13 @@ class _PromQL:
         everything = self.sum_rate(c.REQUESTS, *by)
         return f"({errors} or 0 * {everything}) / {everything}"
 
-    def record(self, name: str) -> str:
-        """A recording rule's series for the selected job; the rule must be one ``rules`` makes."""
+    def record(self, name: str, **equal: str) -> str:
+        """A recording rule's series for the selected job (and ``equal`` labels); the rule must
+        be one ``rules`` makes."""
         if name not in self.recorded:
             raise ValueError(f"the rules generator records no {name!r}")
-        return f'{name}{{job="${JOB_VAR}"}}'
+        matchers = [f'job="${JOB_VAR}"'] + [f'{k}="{v}"' for k, v in equal.items()]
+        return f"{name}{{{', '.join(matchers)}}}"
 
 
 def _unit(spec: c.MetricSpec) -> str:
@@ -516,15 +520,25 @@ def _cost(p: _PromQL, tags: list[str]) -> _Board:
     return board
 
 
-def _slo(p: _PromQL, tags: list[str]) -> _Board:
-    budget = _budget_dec(p)
-    budget_text = format(budget.normalize(), "f")
+def _burn_steps() -> tuple[list[Decimal], list[tuple[float | None, str]]]:
+    """The alert factors (1, 3, 6, 14.4) and threshold steps that colour a burn rate by them."""
     factors = sorted({Decimal(w.factor) for w in rules.BURN_WINDOWS})
     burn_steps: list[tuple[float | None, str]] = [(None, "green")]
     colours = ["yellow", "orange", "red", "dark-red"]
     burn_steps += [(float(f), colours[min(i, len(colours) - 1)]) for i, f in enumerate(factors)]
-    pairs = "; ".join(f"{w.factor}x over {w.long} and {w.short} ({w.severity})"
-                      for w in rules.BURN_WINDOWS)
+    return factors, burn_steps
+
+
+def _pairs() -> str:
+    return "; ".join(f"{w.factor}x over {w.long} and {w.short} ({w.severity})"
+                     for w in rules.BURN_WINDOWS)
+
+
+def _slo(p: _PromQL, tags: list[str]) -> _Board:
+    budget = _budget_dec(p)
+    budget_text = format(budget.normalize(), "f")
+    factors, burn_steps = _burn_steps()
+    pairs = _pairs()
     objective_pct = f"{Decimal(repr(p.objective)) * 100:f}".rstrip("0").rstrip(".")
     board = _Board(f"{p.ns}-slo", f"{p.ns} / SLO & errors",
                    f"Availability SLO ({objective_pct}% of requests succeed over "
@@ -627,6 +641,78 @@ def _slo(p: _PromQL, tags: list[str]) -> _Board:
     return board
 
 
+def _latency(p: _PromQL, slos: Sequence[LatencySLO], tags: list[str]) -> _Board:
+    """One row per latency SLO: budget left, goodput against throughput, the bad ratio per
+    window against the objective, burn rates against the alert factors."""
+    factors, burn_steps = _burn_steps()
+    board = _Board(f"{p.ns}-latency-slo", f"{p.ns} / Latency SLOs & goodput",
+                   "One row per latency SLO of the spec the rules were generated from "
+                   "(`fakeai-metrics rules --slos FILE`): goodput (good requests per second: "
+                   "succeeded within every bound of the SLO that applies) against throughput, "
+                   "the bad ratio per window against the objective, burn rates and the error "
+                   "budget left.", tags)
+    for slo in slos:
+        budget = exact_error_budget(slo.objective)
+        budget_text = format(budget.normalize(), "f")
+        objective_pct = format((Decimal(repr(slo.objective)) * 100).normalize(), "f")
+        scope = " and ".join(f"{k} {getattr(slo, k)}" for k in ("model", "endpoint")
+                             if getattr(slo, k) is not None) or "every request"
+        name = slo.name
+        remaining = p.record(rules.slo_budget_remaining_record(p.ns), slo=name)
+
+        def bad(window: str, slo_name: str = name) -> str:
+            return p.record(rules.slo_bad_ratio_record(window, p.ns), slo=slo_name)
+
+        board.row(f"{name}: {objective_pct}% over {slo.period} good ({slo.bounds_text()}; "
+                  f"{scope})")
+        board.add(_stat(f"{name}: error budget remaining",
+                        f"Share of the {slo.period} error budget ({budget_text}) left: 100 % "
+                        f"untouched, 0 spent, negative overspent "
+                        f"(`{rules.slo_budget_remaining_record(p.ns)}`). Counts only the time "
+                        f"Prometheus has data.", "percentunit", _Query(remaining), w=8,
+                        thresholds=((None, "red"), (0, "orange"), (0.5, "green")), decimals=1))
+        board.add(_stat(f"{name}: bad ratio ({slo.period})",
+                        f"Bad / matched requests over the SLO period "
+                        f"(`{rules.slo_bad_ratio_record(slo.period, p.ns)}`); red above the "
+                        f"budget {budget_text}.", "percentunit", _Query(bad(slo.period)), w=8,
+                        thresholds=((None, "green"), (float(budget), "red")), decimals=3))
+        board.add(_stat(f"{name}: goodput",
+                        f"Good requests per second now (`{p.name(c.SLO_GOOD_REQUESTS)}`).",
+                        _rate_unit(c.SLO_GOOD_REQUESTS),
+                        _Query(p.sum_rate(c.SLO_GOOD_REQUESTS, slo=name)), w=8))
+        board.add(_timeseries(
+            f"{name}: goodput vs throughput",
+            f"Good requests per second (goodput, `{p.name(c.SLO_GOOD_REQUESTS)}`) against all "
+            f"the requests the SLO matched (dashed, `{p.name(c.SLO_REQUESTS)}`); the gap is "
+            f"the bad ones: failed, or not within {slo.bounds_text()}.",
+            _rate_unit(c.SLO_REQUESTS),
+            [_Query(p.sum_rate(c.SLO_GOOD_REQUESTS, slo=name), "goodput"),
+             _Query(p.sum_rate(c.SLO_REQUESTS, slo=name), "throughput")],
+            dashed_refs=("B",), min_val=0))
+        board.add(_timeseries(
+            f"{name}: bad ratio per window vs objective",
+            f"1 - good / matched over each window (recording rules "
+            f"`{rules.slo_bad_ratio_record('<window>', p.ns)}`); the dashed line is the error "
+            f"budget {budget_text} (objective {objective_pct}%).", "percentunit",
+            [_Query(bad(w), w) for w in rules.WINDOWS],
+            thresholds=((None, "green"), (float(budget), "red")), min_val=0,
+            legend_calcs=("lastNotNull", "max")))
+        board.add(_timeseries(
+            f"{name}: burn rate per window",
+            f"Bad ratio over each window / the error budget ({budget_text}). Dashed lines: the "
+            f"alert factors {', '.join(str(f) for f in factors)}. {rules.ALERT_LATENCY_BURN} "
+            f"fires on pairs: {_pairs()}.", "none",
+            [_Query(f"{bad(w)} / {budget_text}", w) for w in rules.WINDOWS],
+            thresholds=tuple(burn_steps), min_val=0, legend_calcs=("lastNotNull", "max")))
+        board.add(_timeseries(
+            f"{name}: error budget remaining over time",
+            f"Share of the {slo.period} error budget left over time "
+            f"(`{rules.slo_budget_remaining_record(p.ns)}`); below 0 the SLO is missed.",
+            "percentunit", [_Query(remaining, "{{job}}")],
+            thresholds=((None, "red"), (0, "transparent"))))
+    return board
+
+
 # --- building and writing ----------------------------------------------------------------------
 
 def _variables(p: _PromQL) -> list[Any]:
@@ -672,20 +758,23 @@ def _build(board: _Board, p: _PromQL) -> dict[str, Any]:
 
 def recorded_rules(namespace: str = c.DEFAULT_NAMESPACE, *,
                    objective: float = rules.DEFAULT_OBJECTIVE,
-                   period: str = rules.DEFAULT_PERIOD) -> frozenset[str]:
+                   period: str = rules.DEFAULT_PERIOD,
+                   slos: SLOSource | None = None) -> frozenset[str]:
     """Every series name the rules generator records with these options."""
-    text = "".join(rules.generate(objective, period, False, namespace).values())
+    text = "".join(rules.generate(objective, period, False, namespace, slos=slos).values())
     return frozenset(re.findall(r"^\s*- record: (\S+)$", text, flags=re.MULTILINE))
 
 
 def generate(namespace: str = c.DEFAULT_NAMESPACE, *, objective: float = rules.DEFAULT_OBJECTIVE,
-             period: str = rules.DEFAULT_PERIOD) -> dict[str, dict[str, Any]]:
+             period: str = rules.DEFAULT_PERIOD,
+             slos: SLOSource | None = None) -> dict[str, dict[str, Any]]:
     """The dashboards: file name -> dashboard JSON (as a dict). Pure and deterministic.
 
     ``namespace`` is the exporter's metric prefix; ``objective`` and ``period`` are the SLO the
     rules were generated with (the SLO panels read its recorded series and divide by its error
-    budget). Raises RuntimeError when the builder library is missing and ValueError for options
-    the rules generator refuses.
+    budget); ``slos`` (``LatencySLO``s or a spec file) adds the latency-SLO dashboard. Raises
+    RuntimeError when the builder library is missing and ValueError for options the rules
+    generator refuses.
     """
     if _SDK_IMPORT_ERROR is not None:
         raise RuntimeError(
@@ -694,12 +783,15 @@ def generate(namespace: str = c.DEFAULT_NAMESPACE, *, objective: float = rules.D
             f"[{_SDK_IMPORT_ERROR}]")
     register_default_plugins()
     period = rules.format_duration(rules.parse_period(period))
+    latency = resolve(slos)
     p = _PromQL(namespace, objective, period,
-                recorded_rules(namespace, objective=objective, period=period))
+                recorded_rules(namespace, objective=objective, period=period, slos=latency))
     tags = [namespace, "llm", "generated"]
     boards = {f"{namespace}-overview.json": _overview(p, tags),
               f"{namespace}-cost.json": _cost(p, tags),
               f"{namespace}-slo.json": _slo(p, tags)}
+    if latency:
+        boards[f"{namespace}-latency-slo.json"] = _latency(p, latency, tags)
     return {name: _build(board, p) for name, board in boards.items()}
 
 
@@ -739,10 +831,10 @@ def render(dashboard: dict[str, Any]) -> str:
 
 
 def write(out_dir: str | Path = DEFAULT_OUT, *, namespace: str = c.DEFAULT_NAMESPACE,
-          objective: float = rules.DEFAULT_OBJECTIVE,
-          period: str = rules.DEFAULT_PERIOD) -> list[Path]:
+          objective: float = rules.DEFAULT_OBJECTIVE, period: str = rules.DEFAULT_PERIOD,
+          slos: SLOSource | None = None) -> list[Path]:
     """Write the generated dashboards into ``out_dir`` (created if missing); their paths."""
-    dashboards = generate(namespace, objective=objective, period=period)
+    dashboards = generate(namespace, objective=objective, period=period, slos=slos)
     return rules.write_files(out_dir, {name: render(d) for name, d in dashboards.items()})
 
 
@@ -760,10 +852,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="SLO objective the rules were generated with (default 0.999)")
     parser.add_argument("--period", default=rules.DEFAULT_PERIOD,
                         help="SLO period the rules were generated with (default 30d)")
+    parser.add_argument("--slos", metavar="FILE",
+                        help="latency SLO spec (YAML) the rules were generated with: also "
+                             "write the latency-SLO dashboard")
     args = parser.parse_args(argv)
     return rules.report(parser.prog, lambda: write(args.out, namespace=args.namespace,
                                                     objective=args.objective,
-                                                    period=args.period))
+                                                    period=args.period, slos=args.slos))
 
 
 if __name__ == "__main__":  # pragma: no cover

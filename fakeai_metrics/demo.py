@@ -3,7 +3,9 @@ generator over HTTP on 127.0.0.1, with ``/metrics`` on the same port.
 
 Everything a dashboard or alert needs shows up within a minute: streamed and plain chat
 completions on three models, a configurable error rate (429s and 500s), three API keys reported
-under aliases, two of them with budgets — one already near its alert threshold.
+under aliases, two of them with budgets — one already near its alert threshold. With ``--slos``
+(for example ``fakeai_metrics/examples/latency-slos.yml``, whose TTFT bounds the fake models
+miss now and then) every request is also judged against latency SLOs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from .asgi import FakeAIMetricsMiddleware
 from .cost import BudgetLimitType, BudgetPeriod
+from .latency_slo import SLOSource
 from .server import asgi_app
 from .telemetry import Telemetry
 
@@ -189,20 +192,28 @@ def status_line(telemetry: Telemetry, started: float) -> str:
     stream = telemetry.streaming.get_metrics()
     tokens = sum(m["rate"] for m in telemetry.metrics.get_metrics()["tokens"].values())
     burn = telemetry.errors.get_burn_rates()["5m"]
-    return (f"{time.monotonic() - started:6.0f}s  requests {errors['total_requests']:>6}  "
+    line = (f"{time.monotonic() - started:6.0f}s  requests {errors['total_requests']:>6}  "
             f"errors {errors['total_errors']:>4}  tokens/s {tokens:7.0f}  "
             f"p50 TTFT {stream.p50_ttft:5.0f} ms  spend ${telemetry.cost.get_total_cost():8.4f}  "
             f"burn(5m) {burn:5.1f}x")
+    for slo in telemetry.goodput.slos:
+        s = telemetry.slo_status(slo.name)
+        line += f"  {slo.name} good {s.good_ratio:6.1%} ({s.goodput_per_second:.1f}/s)"
+    return line
 
 
 async def run(port: int = 9464, addr: str = "127.0.0.1", rps: float = 20.0,
               duration: float = 0.0, seed: int | None = None, error_rate: float = 0.02,
-              registry: CollectorRegistry = REGISTRY, out: Any = sys.stdout) -> Telemetry:
-    """Serve the fake API and ``/metrics`` on ``addr:port`` and drive it until stopped."""
+              registry: CollectorRegistry = REGISTRY, out: Any = sys.stdout,
+              slos: SLOSource | None = None) -> Telemetry:
+    """Serve the fake API and ``/metrics`` on ``addr:port`` and drive it until stopped.
+
+    ``slos``: latency SLOs (or a spec file) to judge every request against; the status line
+    then shows each one's good ratio and goodput over the last five minutes."""
     import uvicorn
 
     rng = random.Random(seed)
-    telemetry = Telemetry(registry=registry)
+    telemetry = Telemetry(registry=registry, slos=slos)
     setup_keys(telemetry)
     app = build_app(telemetry, registry, rng, error_rate)
     server = uvicorn.Server(uvicorn.Config(app, host=addr, port=port, log_level="warning",

@@ -41,6 +41,8 @@ OPERATIONS = {
     "/v1/embeddings": ga.GenAiOperationNameValues.EMBEDDINGS.value,
 }
 API_KEY_ID = "fakeai.api_key.id"
+#: The SLO an observation belongs to (the ``slo`` label on the Prometheus side).
+SLO_NAME = "fakeai.slo.name"
 INPUT = ga.GenAiTokenTypeValues.INPUT.value
 OUTPUT = ga.GenAiTokenTypeValues.OUTPUT.value
 
@@ -172,8 +174,20 @@ class ErrorInstruments:
                              for (endpoint, kind, code), n in errors().items()])
         _observable(meter, "gauge", "fakeai.slo.error_budget.burn_rate", "1",
                     "Error ratio over the window divided by the error budget.",
-                    lambda: [(rate, {"fakeai.slo.name": slo, "fakeai.slo.window": window})
+                    lambda: [(rate, {SLO_NAME: slo, "fakeai.slo.window": window})
                              for slo, window, rate in burn_rates()])
+
+
+class GoodputInstruments:
+    """Latency-SLO counters observed from the tracker's own counters: nothing per request."""
+
+    def __init__(self, meter: Meter, requests: Snapshot, good: Snapshot) -> None:
+        _observable(meter, "counter", "fakeai.slo.requests", "{request}",
+                    "Finished requests a latency SLO matched.",
+                    lambda: [(n, {SLO_NAME: slo}) for (slo,), n in requests().items()])
+        _observable(meter, "counter", "fakeai.slo.good_requests", "{request}",
+                    "Matched requests within every latency bound of the SLO (goodput).",
+                    lambda: [(n, {SLO_NAME: slo}) for (slo,), n in good().items()])
 
 
 def meter_provider(*, registry: Any = None, otlp: bool = False,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import textwrap
@@ -30,7 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import catalog as c
-from .slo import exact_error_budget
+from .durations import format_duration, parse_period
+from .latency_slo import LatencySLO, SLOSource, resolve
+from .slo import WINDOWS, exact_error_budget, longest_window_seconds
 
 #: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
 Groups = list[tuple[str, list[dict[str, Any]]]]
@@ -44,9 +47,9 @@ DEFAULT_RUNBOOK = "docs/runbook.md"
 
 SLO_FILE = "fakeai-slo.rules.yml"
 BUDGET_FILE = "fakeai-budget.rules.yml"
+#: Written only with latency SLOs (``--slos FILE``).
+LATENCY_SLO_FILE = "fakeai-latency-slo.rules.yml"
 
-#: Windows of the recorded error ratio: every window the burn-rate alerts read.
-WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: The ``outcome`` label value of a failed request in ``fakeai_requests_total``.
 ERROR_OUTCOME = "error"
 
@@ -56,6 +59,8 @@ ALERT_BUDGET_THRESHOLD = "FakeAIBudgetAlertThreshold"
 ALERT_BUDGET_EXCEEDED = "FakeAIBudgetExceeded"
 ALERT_ABSENT = "FakeAIMetricsAbsent"
 ALERTS: tuple[str, ...] = (ALERT_BURN, ALERT_BUDGET_THRESHOLD, ALERT_BUDGET_EXCEEDED, ALERT_ABSENT)
+#: The latency SLOs' burn alert (only in LATENCY_SLO_FILE, so not one of ALERTS).
+ALERT_LATENCY_BURN = "FakeAILatencySLOBurn"
 
 #: How long the SLO metrics must be missing before ``FakeAIMetricsAbsent`` fires: long enough to
 #: ride out a rolling restart or a Prometheus restart, short enough to notice the same hour.
@@ -81,40 +86,10 @@ BURN_WINDOWS: tuple[BurnWindow, ...] = (
     BurnWindow("ticket", "1", "3d", "6h"),
 )
 
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_PERIOD_RE = re.compile(r"(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 # --- spec validation ------------------------------------------------------------------------------
-
-def parse_period(period: str) -> int:
-    """Seconds in a Prometheus-style duration such as ``30d``, ``4w`` or ``1d12h``.
-
-    Units w, d, h, m, s, each at most once and largest first; the total must be positive.
-    """
-    if not isinstance(period, str):
-        raise ValueError(f"period must be a string such as '30d', got {period!r}")
-    m = _PERIOD_RE.fullmatch(period.strip())
-    if not period.strip() or m is None:
-        raise ValueError(
-            f"period {period!r} is not a duration: use whole units w, d, h, m, s, largest first, "
-            "for example '30d', '4w' or '1d12h'")
-    seconds = sum(int(n) * _UNITS[u] for n, u in zip(m.groups(), "wdhms") if n)
-    if seconds <= 0:
-        raise ValueError(f"period {period!r} must be longer than zero")
-    return seconds
-
-
-def format_duration(seconds: int) -> str:
-    """A duration as Prometheus writes it, in days at most: 2592000 -> '30d', 180000 -> '2d2h'."""
-    parts = []
-    for unit in "dhms":
-        n, seconds = divmod(seconds, _UNITS[unit])
-        if n:
-            parts.append(f"{n}{unit}")
-    return "".join(parts) or "0s"
-
 
 def _check_objective(objective: float) -> float:
     if isinstance(objective, bool) or not isinstance(objective, (int, float)):
@@ -145,10 +120,6 @@ def _percent(d: Decimal) -> str:
 def _share(d: Decimal) -> str:
     """A rounded percentage for prose: 3 significant digits."""
     return f"{float(d * 100):.3g}%"
-
-
-def _longest_window() -> int:
-    return max(parse_period(w) for w in WINDOWS)
 
 
 @dataclass(frozen=True)
@@ -187,10 +158,10 @@ def _spec(objective: float, period: str, by_model: bool, namespace: str,
           runbook_url: str) -> _Spec:
     budget = error_budget(objective)
     seconds = parse_period(period)
-    if seconds <= _longest_window():
+    if seconds <= longest_window_seconds():
         raise ValueError(
             f"period {period!r} must be longer than the longest alert window "
-            f"({format_duration(_longest_window())}): the 1x burn alert reads 3 days")
+            f"({format_duration(longest_window_seconds())}): the 1x burn alert reads 3 days")
     if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
         raise ValueError(f"namespace must be a metric-name prefix such as 'fakeai', got "
                          f"{namespace!r}")
@@ -235,6 +206,22 @@ def spend_rate_record(window: str = "1h", namespace: str = c.DEFAULT_NAMESPACE) 
     return f"{namespace}:cost_usd:rate{window}"
 
 
+def slo_bad_ratio_record(window: str, namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded bad ratio (1 - good / total) of every latency SLO over ``window``, by job and slo
+    (one of WINDOWS, or an SLO's period)."""
+    return f"{namespace}:slo_bad:ratio_rate{window}"
+
+
+def slo_budget_remaining_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
+    """Recorded share of a latency SLO's error budget left over its period, by job and slo."""
+    return f"{namespace}:slo_error_budget_remaining:ratio"
+
+
+def slo_rate_records(namespace: str = c.DEFAULT_NAMESPACE) -> tuple[str, str]:
+    """Recorded 5m rates of the matched and of the good requests, by job and slo."""
+    return f"{namespace}:slo_requests:rate5m", f"{namespace}:slo_good_requests:rate5m"
+
+
 def budget_used_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
     """Recorded spent / limit per budgeted API key."""
     return f"{namespace}:budget_spent:ratio"
@@ -277,28 +264,47 @@ def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
     return rules
 
 
+@dataclass(frozen=True)
+class _BurnTerms:
+    """What a burn alert of one pair prints for an SLO's budget: its threshold (exact), how
+    fast it burns, and the description's closing sentence (threshold, budget, spend)."""
+
+    expr_threshold: str
+    threshold_pct: str
+    speed: str
+    closing: str
+
+    @classmethod
+    def of(cls, w: BurnWindow, objective: float, budget: Decimal, period: str,
+           period_seconds: int) -> "_BurnTerms":
+        spent_share = _share(Decimal(w.factor) * parse_period(w.long) / period_seconds)
+        lasts = format_duration(int(Decimal(period_seconds) / Decimal(w.factor)))
+        return cls(
+            f"({w.factor} * {_num(budget)})", _percent(Decimal(w.factor) * budget),
+            "fast" if w.severity == "page" else "steadily",
+            f"(threshold: {w.factor}x the {_percent(budget)} error budget of the "
+            f"{_percent(Decimal(repr(objective)))} objective over {period}). A burn of "
+            f"{w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
+            f"in {lasts}.")
+
+    def expr(self, long_series: str, short_series: str) -> str:
+        return (f"{long_series} > {self.expr_threshold}\nand\n"
+                f"{short_series} > {self.expr_threshold}")
+
+
 def _burn_alert(s: _Spec, w: BurnWindow) -> dict[str, Any]:
-    threshold = f"({w.factor} * {_num(s.budget)})"
-    threshold_pct = _percent(Decimal(w.factor) * s.budget)
-    spent_share = _share(Decimal(w.factor) * parse_period(w.long) / s.period_seconds)
-    lasts = format_duration(int(Decimal(s.period_seconds) / Decimal(w.factor)))
-    speed = "fast" if w.severity == "page" else "steadily"
+    t = _BurnTerms.of(w, s.objective, s.budget, s.period, s.period_seconds)
     return {
         "alert": ALERT_BURN,
-        "expr": (f"{error_ratio_record(w.long, s.ns)} > {threshold}\n"
-                 f"and\n"
-                 f"{error_ratio_record(w.short, s.ns)} > {threshold}"),
+        "expr": t.expr(error_ratio_record(w.long, s.ns), error_ratio_record(w.short, s.ns)),
         "labels": {"severity": w.severity, "long_window": w.long, "short_window": w.short},
         "annotations": {
-            "summary": f"{s.subject} is burning its error budget {speed} "
+            "summary": f"{s.subject} is burning its error budget {t.speed} "
                        f"(over {w.factor}x for {w.long} and {w.short})",
             "description": (
                 f"{{{{ $value | humanizePercentage }}}} of requests to {s.subject} failed over "
-                f"the last {w.long} and more than {threshold_pct} over the last {w.short} "
-                f"(threshold: {w.factor}x the {_percent(s.budget)} error budget of the "
-                f"{_percent(Decimal(repr(s.objective)))} objective over {s.period}). A burn of "
-                f"{w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
-                f"in {lasts}."),
+                f"the last {w.long} and more than {t.threshold_pct} over the last {w.short} "
+                f"{t.closing}"),
             "runbook_url": s.runbook_url(ALERT_BURN),
         },
     }
@@ -320,6 +326,103 @@ def _absent_alert(s: _Spec) -> dict[str, Any]:
             "runbook_url": s.runbook_url(ALERT_ABSENT),
         },
     }
+
+
+# --- latency SLOs ---------------------------------------------------------------------------------
+
+def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, Any]]:
+    """Bad ratios per window for every SLO at once, then each SLO's period ratio and budget.
+
+    The ratio is 1 - good / total computed as (total - good) / total: with whole rates the
+    division is then correctly rounded, so a ratio exactly at a threshold is not read above it.
+    """
+    requests, good = s.metric(c.SLO_REQUESTS), s.metric(c.SLO_GOOD_REQUESTS)
+    by = "by (job, slo)"
+
+    def bad_ratio(window: str) -> str:
+        return (f"(\n"
+                f"  sum {by} (rate({requests}[{window}]))\n"
+                f"  -\n"
+                f"  sum {by} (rate({good}[{window}]))\n"
+                f")\n"
+                f"/\n"
+                f"sum {by} (rate({requests}[{window}]))")
+
+    requests_5m, good_5m = slo_rate_records(s.ns)
+    rules: list[dict[str, Any]] = [
+        {"record": slo_bad_ratio_record(w, s.ns), "expr": bad_ratio(w)} for w in WINDOWS]
+    rules += [{"record": requests_5m, "expr": f"sum {by} (rate({requests}[5m]))"},
+              {"record": good_5m, "expr": f"sum {by} (rate({good}[5m]))"}]
+    for slo in slos:
+        sel = f'{{slo="{slo.name}"}}'
+        period = slo_bad_ratio_record(slo.period, s.ns)
+        # Each SLO's own rules carry its slo label, so two of them never look alike to promtool.
+        labels = {"slo": slo.name}
+        rules += [
+            # The period's ratio from the recorded 5m rates, as for the availability SLO.
+            {"record": period,
+             "expr": (f"(\n"
+                      f"  sum_over_time({requests_5m}{sel}[{slo.period}])\n"
+                      f"  -\n"
+                      f"  sum_over_time({good_5m}{sel}[{slo.period}])\n"
+                      f")\n"
+                      f"/\n"
+                      f"sum_over_time({requests_5m}{sel}[{slo.period}])"),
+             "labels": labels},
+            {"record": slo_budget_remaining_record(s.ns),
+             "expr": f"1 - {period}{sel} / {_num(exact_error_budget(slo.objective))}",
+             "labels": labels},
+        ]
+    return rules
+
+
+def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
+    t = _BurnTerms.of(w, slo.objective, exact_error_budget(slo.objective), slo.period,
+                      slo.period_seconds)
+    sel = f'{{slo="{slo.name}"}}'
+    return {
+        "alert": ALERT_LATENCY_BURN,
+        "expr": t.expr(f"{slo_bad_ratio_record(w.long, s.ns)}{sel}",
+                       f"{slo_bad_ratio_record(w.short, s.ns)}{sel}"),
+        "labels": {"slo": slo.name, "severity": w.severity, "long_window": w.long,
+                   "short_window": w.short},
+        "annotations": {
+            "summary": f"Latency SLO {{{{ $labels.slo }}}} of {{{{ $labels.job }}}} is burning "
+                       f"its error budget {t.speed} (over {w.factor}x for {w.long} and {w.short})",
+            "description": (
+                f"{{{{ $value | humanizePercentage }}}} of the requests latency SLO "
+                f"{{{{ $labels.slo }}}} matches on {{{{ $labels.job }}}} were bad (failed, or "
+                f"not within {slo.bounds_text()}) over the last {w.long}, and more than "
+                f"{t.threshold_pct} over the last {w.short} {t.closing}"),
+            "runbook_url": s.runbook_url(ALERT_LATENCY_BURN),
+        },
+    }
+
+
+def _pairs_by_severity() -> dict[str, str]:
+    """The burn pairs in prose per severity, for the files' headers."""
+    return {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
+                             for w in BURN_WINDOWS if w.severity == sev)
+            for sev in ("page", "ticket")}
+
+
+def _latency_document(s: _Spec, slos: Sequence[LatencySLO],
+                      cmd: str) -> tuple[list[str], Groups]:
+    pairs = _pairs_by_severity()
+    header = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
+              "from the metric catalog and the latency SLO spec. Do not edit: rerun it.", "",
+              f"Latency SLOs: a request an SLO matches is good when it succeeded within every "
+              f"bound that applies;",
+              f"{s.record('slo_bad', 'ratio_rate<w>')} = 1 - good / total, per job (all "
+              f"instances) and slo.",
+              f"{ALERT_LATENCY_BURN}: page at {pairs['page']};",
+              f"ticket at {pairs['ticket']} (factor x the SLO's error budget)."]
+    for slo in slos:
+        header.append(f"  {slo.name}: {_percent(Decimal(repr(slo.objective)))} over "
+                      f"{slo.period}, good when {slo.bounds_text()}")
+    rules = _latency_recording(s, slos)
+    rules += [_latency_alert(s, slo, w) for slo in slos for w in BURN_WINDOWS]
+    return header, [(f"{s.ns}-latency-slo", rules)]
 
 
 def _budget_rules(s: _Spec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -429,9 +532,7 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
     """Each file's header comment lines and rule groups, before rendering."""
     generated = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
                  "from the metric catalog (fakeai_metrics/catalog.py). Do not edit: rerun it."]
-    pairs = {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
-                              for w in BURN_WINDOWS if w.severity == sev)
-             for sev in ("page", "ticket")}
+    pairs = _pairs_by_severity()
     slo_header = generated + [
         "",
         f"SLO: {_percent(Decimal(repr(s.objective)))} of finished requests "
@@ -460,23 +561,32 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
 
 def generate(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
              by_model: bool = False, namespace: str = c.DEFAULT_NAMESPACE,
-             runbook_url: str = DEFAULT_RUNBOOK) -> dict[str, str]:
+             runbook_url: str = DEFAULT_RUNBOOK,
+             slos: SLOSource | None = None) -> dict[str, str]:
     """The rule files for this SLO spec: file name -> YAML text. Pure and deterministic.
 
-    Raises ValueError for an objective outside (0, 1), a period that is not a duration or not
-    longer than 3d (the longest alert window), or a namespace that is not a metric prefix.
+    ``slos`` (``LatencySLO``s or the path of a spec file) adds LATENCY_SLO_FILE; the other
+    files do not depend on it. Raises ValueError for an objective outside (0, 1), a period that
+    is not a duration or not longer than 3d (the longest alert window), a namespace that is not a
+    metric prefix, or a bad latency SLO spec (InvalidMetricInput).
     """
     s = _spec(objective, period, by_model, namespace, runbook_url)
     cmd = command(objective, period, by_model, namespace, runbook_url)
-    return {name: _render(header, groups)
-            for name, (header, groups) in _documents(s, cmd).items()}
+    documents = _documents(s, cmd)
+    latency = resolve(slos)
+    if latency:
+        source = str(slos) if isinstance(slos, (str, os.PathLike)) else "FILE"
+        documents[LATENCY_SLO_FILE] = _latency_document(s, latency, f"{cmd} --slos {source}")
+    return {name: _render(header, groups) for name, (header, groups) in documents.items()}
 
 
 def write(out_dir: str | Path = DEFAULT_OUT, *, objective: float = DEFAULT_OBJECTIVE,
           period: str = DEFAULT_PERIOD, by_model: bool = False,
-          namespace: str = c.DEFAULT_NAMESPACE, runbook_url: str = DEFAULT_RUNBOOK) -> list[Path]:
+          namespace: str = c.DEFAULT_NAMESPACE, runbook_url: str = DEFAULT_RUNBOOK,
+          slos: SLOSource | None = None) -> list[Path]:
     """Write the generated rule files into ``out_dir`` (created if missing); their paths."""
-    return write_files(out_dir, generate(objective, period, by_model, namespace, runbook_url))
+    return write_files(out_dir, generate(objective, period, by_model, namespace, runbook_url,
+                                         slos))
 
 
 def write_files(out_dir: str | Path, files: dict[str, str]) -> list[Path]:
@@ -507,19 +617,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="metric prefix of the exporter (default fakeai)")
     p.add_argument("--runbook-url", default=DEFAULT_RUNBOOK,
                    help="the runbook that alerts link to (default docs/runbook.md)")
+    p.add_argument("--slos", metavar="FILE",
+                   help=f"latency SLO spec (YAML): also write {LATENCY_SLO_FILE}")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help="directory to write the rule files to (default grafana/alerts)")
     args = p.parse_args(argv)
     return report(p.prog, lambda: write(args.out, objective=args.objective, period=args.period,
                                         by_model=args.by_model, namespace=args.namespace,
-                                        runbook_url=args.runbook_url))
+                                        runbook_url=args.runbook_url, slos=args.slos))
 
 
 def report(prog: str, generate_files: Callable[[], list[Path]]) -> int:
     """Run a generator for the command line: print the paths written, or the error and 2."""
     try:
         paths = generate_files()
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     for path in paths:

@@ -12,6 +12,16 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from .durations import parse_period
+
+#: Windows of the recorded error ratios: every window the multiwindow burn-rate alerts read.
+WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
+def longest_window_seconds() -> int:
+    """The longest alert window (3d): an SLO period must be longer for its 1x alert to mean much."""
+    return max(parse_period(w) for w in WINDOWS)
+
 
 def exact_error_budget(objective: float) -> Decimal:
     """1 - objective in decimal, exactly as written: 0.999 -> Decimal('0.001')."""

@@ -16,7 +16,9 @@ from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
+from .goodput import GoodputStatus, GoodputTracker, check_window
 from .keys import KeyIds, scrub_path
+from .latency_slo import SLOSource, resolve
 from .limits import limits_for
 from .models import ModelMetricsTracker
 from .pricing import Price, PriceTable
@@ -38,6 +40,10 @@ class Telemetry:
     error records. ``label_limits`` sets the cardinality caps (``LabelLimits`` keywords:
     ``models``, ``endpoints``, ``api_keys``, ``error_types``). Usage without an API key is billed
     to the key id ``anonymous``, so tokens are counted whether or not a key was sent.
+
+    ``slos`` (``LatencySLO``s, or the path of a YAML spec for ``load_slos``) are judged on every
+    finished request they match (``goodput``, ``slo_status``); ``slo_window_seconds`` is the
+    window of ``slo_status``.
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY,
@@ -46,7 +52,8 @@ class Telemetry:
                  buckets: Buckets | None = None, clock: Clock | None = None,
                  wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,
                  label_limits: Mapping[str, int] | None = None,
-                 genai_provider: str = "openai") -> None:
+                 genai_provider: str = "openai", slos: SLOSource | None = None,
+                 slo_window_seconds: float = 300) -> None:
         # Everything that can be refused is checked before anything registers, so a corrected
         # retry on the same registry works.
         v.ratio("slo_objective", slo_objective, high_closed=False)
@@ -61,6 +68,8 @@ class Telemetry:
         if unknown:
             raise v.InvalidMetricInput(f"buckets: no histogram named {sorted(unknown)}")
         checked = {name: v.bounds(f"buckets[{name!r}]", b) for name, b in (buckets or {}).items()}
+        latency_slos = resolve(slos)
+        check_window(slo_window_seconds, "slo_window_seconds")
         self.registry = registry
         self.key_ids = KeyIds()
         self.limits = limits_for(registry, namespace, **(label_limits or {}))
@@ -77,6 +86,8 @@ class Telemetry:
         self.errors = ErrorMetricsTracker(error_budget_slo=slo_objective, clock=wall_clock,
                                           key_ids=self.key_ids, **common)
         self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids, **common)
+        self.goodput = GoodputTracker(latency_slos, window_seconds=slo_window_seconds,
+                                      clock=clock, **common)
         self._stream_routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
 
@@ -86,6 +97,11 @@ class Telemetry:
 
     def alias_key(self, api_key: str, alias: str) -> None:
         self.key_ids.alias(api_key, alias)
+
+    def slo_status(self, name: str) -> GoodputStatus:
+        """Latency SLO ``name`` over the last ``slo_window_seconds``: totals, good ratio,
+        goodput per second and burn rate (InvalidMetricInput for an unknown name)."""
+        return self.goodput.status(name)
 
     def record_request(self, *, endpoint: str, model: str, latency_s: float,
                        prompt_tokens: int = 0, completion_tokens: int = 0,
@@ -103,6 +119,7 @@ class Telemetry:
                                       latency_s * 1000.0, user=api_key,
                                       cached_tokens=cached_tokens)
             self.errors.record_success(endpoint, model)
+            self.goodput.record(model, endpoint, True, latency_s)
             return self.cost.record_usage(api_key, model, endpoint, prompt_tokens,
                                           completion_tokens, cached_tokens)
         finally:
@@ -135,6 +152,7 @@ class Telemetry:
                 self.models.track_request(model, endpoint, 0, 0,
                                           None if latency_s is None else latency_s * 1000.0,
                                           user=api_key, error=True)
+            self.goodput.record(model, endpoint, False, latency_s or 0.0)
         finally:
             self.limits.end_request()
 
@@ -206,6 +224,10 @@ class Telemetry:
                 self.models.track_request(model, endpoint, prompt, completion,
                                           summary.duration_s * 1000.0, user=api_key,
                                           cached_tokens=cached_tokens)
+                # A stream that sent no token: the client waited its whole duration for one.
+                ttft = summary.duration_s if summary.ttft_s is None else summary.ttft_s
+                self.goodput.record(model, endpoint, True, summary.duration_s, ttft,
+                                    summary.tpot_s)
             self.errors.record_success(endpoint, model)
             return self.cost.record_usage(api_key, model, endpoint, prompt, completion,
                                           cached_tokens)
@@ -234,6 +256,7 @@ class Telemetry:
                 self.models.track_request(model, endpoint, route.prompt_tokens, sent,
                                           summary.duration_s * 1000.0, user=api_key,
                                           error=True)
+                self.goodput.record(model, endpoint, False, summary.duration_s)
             self.errors._record_error(endpoint, status_code, error_type, message, model,
                                       api_key, None, None)
             return self.cost.record_usage(api_key, model, endpoint, route.prompt_tokens, sent)

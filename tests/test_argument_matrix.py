@@ -85,7 +85,7 @@ VALID: dict[str, dict[str, Any]] = {
 #: Public methods that record nothing a client sends, with why they are not rows.
 NOT_RECORDING = {
     **{f"{cls}.{m}": "reads state" for cls, ms in {
-        "Telemetry": ["now"],
+        "Telemetry": ["now", "slo_status"],
         "MetricsTracker": ["get_active_streams", "get_metrics", "get_streaming_stats"],
         "CostTracker": ["allows", "check_budget", "get_cost_by_endpoint", "get_cost_by_key",
                         "get_cost_by_model", "get_summary", "get_total_cost"],
@@ -294,6 +294,8 @@ def _config_bad(cls: type) -> dict[str, list[tuple[str, Any, str | None]]]:
         "meter_provider": [("string", "x", None)],
         "label_limits": [("list", [1], None), ("negative-cap", {"models": -1}, "models")],
         "secret": [("empty", "", None), ("int", 3, None)],
+        "slos": [("int", 3, None), ("not-an-slo", ["chat"], None)],
+        "slo_window_seconds": positive,
     }
 
 

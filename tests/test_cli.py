@@ -156,10 +156,34 @@ def test_rules_subcommand_passes_options_through(tmp_path):
     assert "(14.4 * 0.005)" in text
 
 
+def test_rules_subcommand_takes_a_latency_slo_spec(tmp_path):
+    spec = tmp_path / "slos.yml"
+    spec.write_text("slos:\n  - {name: chat, objective: 0.995, good_when: {ttft_seconds: 1}}\n")
+    assert main(["rules", "--slos", str(spec), "--out", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "fakeai-latency-slo.rules.yml").read_text()
+    assert 'fakeai:slo_bad:ratio_rate1h{slo="chat"} > (14.4 * 0.005)' in text
+
+
+@pytest.mark.parametrize("spec, message", [
+    (None, "No such file"),
+    ("slos:\n  - {name: chat, objective: 0.99, good_when: {ttft_seconds: -1}}\n",
+     "slos[0].good_when.ttft_seconds must be a positive number"),
+])
+def test_demo_refuses_a_bad_slo_spec_before_serving(tmp_path, capsys, spec, message):
+    path = tmp_path / "slos.yml"
+    if spec is not None:
+        path.write_text(spec)
+    assert main(["demo", "--port", str(free_port()), "--slos", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fakeai-metrics: --slos: ") and message in err
+
+
 def test_dashboards_subcommand_writes_the_committed_files(tmp_path):
     require_module("grafana_foundation_sdk", "fakeai-metrics[dashboards]")
-    assert main(["dashboards", "--out", str(tmp_path)]) == 0
-    committed = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
+    root = Path(__file__).resolve().parent.parent
+    example = root / "fakeai_metrics" / "examples" / "latency-slos.yml"
+    assert main(["dashboards", "--out", str(tmp_path), "--slos", str(example)]) == 0
+    committed = root / "grafana" / "dashboards"
     for path in committed.glob("*.json"):
         assert (tmp_path / path.name).read_text() == path.read_text()
 

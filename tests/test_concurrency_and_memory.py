@@ -23,11 +23,13 @@ from fakeai_metrics import (
     CATALOG,
     CostTracker,
     ErrorMetricsTracker,
+    LatencySLO,
     MetricsTracker,
     ModelMetricsTracker,
     StreamingMetricsTracker,
     Telemetry,
 )
+from fakeai_metrics.goodput import GoodputTracker
 from fakeai_metrics.testing import ManualClock, samples
 
 EP = "/v1/chat/completions"
@@ -298,6 +300,8 @@ def test_five_different_trackers_share_one_registry(metrics_registry, metrics_cl
     made = {cls: cls(registry=metrics_registry, clock=metrics_clock) for cls in trackers}
     for cls, tracker in made.items():
         trackers[cls].values[1](tracker)
+    # and the latency-SLO counters' owner, which Telemetry adds beside the five
+    GoodputTracker([LatencySLO("s", 0.9, duration_seconds=1)], registry=metrics_registry)
 
     families = [f.name for f in metrics_registry.collect()]
     assert len(families) == len(set(families)), "a metric family is exported twice"

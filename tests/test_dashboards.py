@@ -21,7 +21,9 @@ PROVISIONING = ROOT / "grafana" / "provisioning"
 CONTAINER_DASHBOARDS = "/var/lib/grafana/dashboards/fakeai"
 
 STABLE_UIDS = {"fakeai-overview.json": "fakeai-overview", "fakeai-cost.json": "fakeai-cost",
-               "fakeai-slo.json": "fakeai-slo"}
+               "fakeai-slo.json": "fakeai-slo", "fakeai-latency-slo.json": "fakeai-latency-slo"}
+#: The latency SLOs the bundled rules and dashboards are generated from.
+EXAMPLE_SLOS = ROOT / "fakeai_metrics" / "examples" / "latency-slos.yml"
 #: Stand-ins for Grafana's variables: distinctive durations (seconds), so the parsed AST tells
 #: which range a rate() used.
 RATE_INTERVAL, RANGE = 1111, 2222
@@ -54,19 +56,19 @@ def _all_queries() -> list[dashboards.PanelQuery]:
 
 def test_committed_dashboards_are_the_generator_output():
     _sdk()
-    generated = dashboards.generate()
+    generated = dashboards.generate(slos=EXAMPLE_SLOS)
     assert set(committed()) == set(generated), (
         "grafana/dashboards/ holds other files than the generator makes")
     for name, dashboard in generated.items():
         assert (DASHBOARD_DIR / name).read_text(encoding="utf-8") == dashboards.render(dashboard), (
             f"grafana/dashboards/{name} differs from the generator: run `fakeai-metrics "
-            f"dashboards` (or python -m fakeai_metrics.dashboards) and commit the result")
+            f"dashboards --slos fakeai_metrics/examples/latency-slos.yml` and commit the result")
 
 
 def test_generate_is_deterministic_and_follows_the_namespace():
     _sdk()
     assert dashboards.generate() == dashboards.generate()
-    acme = dashboards.generate("acme")
+    acme = dashboards.generate("acme", slos=EXAMPLE_SLOS)
     assert set(acme) == {name.replace("fakeai", "acme") for name in STABLE_UIDS}
     for dashboard in acme.values():
         assert dashboard["uid"].startswith("acme-")
@@ -88,7 +90,7 @@ def test_slo_options_reach_the_slo_panels():
 
 def test_main_writes_the_committed_files(tmp_path, capsys):
     _sdk()
-    assert dashboards.main(["--out", str(tmp_path)]) == 0
+    assert dashboards.main(["--out", str(tmp_path), "--slos", str(EXAMPLE_SLOS)]) == 0
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
         p.name: p.read_text() for p in DASHBOARD_DIR.glob("*.json")}
     assert dashboards.main(["--out", str(tmp_path / "x"), "--objective", "2"]) == 2
@@ -252,7 +254,7 @@ def test_every_metric_comes_from_the_catalog_or_the_rules():
         names.add(spec.full_name())
         if spec.kind == "histogram":
             names |= {spec.full_name() + s for s in ("_bucket", "_sum", "_count")}
-    names |= dashboards.recorded_rules() | {"ALERTS"}
+    names |= dashboards.recorded_rules(slos=EXAMPLE_SLOS) | {"ALERTS"}
     used = set()
     for q in _all_queries():
         for node in _nodes(_parse(q.expr)):

@@ -17,9 +17,16 @@ import re
 import time
 
 import livestack
+import pytest
 from fakeai_metrics import catalog, dashboards, rules
 
-stack = livestack.fixture(scope="module")
+pytestmark = pytest.mark.slow
+
+#: The latency SLOs the bundled rules and latency dashboard are generated from; the demo judges
+#: its requests against them.
+EXAMPLE_SLOS = livestack.ROOT / "fakeai_metrics" / "examples" / "latency-slos.yml"
+
+stack = livestack.fixture(scope="module", demo_args=("--slos", str(EXAMPLE_SLOS)))
 
 #: What Grafana would put for its own variables at 1 s scrapes: $__rate_interval is at least four
 #: scrape intervals (Grafana: max($__interval + scrape interval, 4 x scrape interval)).
@@ -80,15 +87,15 @@ def test_every_bundled_rule_is_loaded_and_healthy(stack):
                  if r["health"] != "ok" or r.get("lastError")]
     assert not unhealthy, f"rules not healthy: {unhealthy}"
     names = {r["name"] for r in loaded}
-    assert set(rules.ALERTS) <= names
-    assert dashboards.recorded_rules() <= names
+    assert set(rules.ALERTS) | {rules.ALERT_LATENCY_BURN} <= names
+    assert dashboards.recorded_rules(slos=EXAMPLE_SLOS) <= names
 
 
 def test_every_panel_query_returns_data(stack):
     # The committed files, as Grafana loads them (test_dashboards.py keeps them = the generator).
     boards = {p.name: json.loads(p.read_text(encoding="utf-8"))
               for p in sorted((livestack.ROOT / "grafana" / "dashboards").glob("*.json"))}
-    assert len(boards) == 3, sorted(boards)
+    assert len(boards) == 4, sorted(boards)
     # The job variable first (Grafana resolves variables in order), then the models for it.
     overview = boards["fakeai-overview.json"]
     jobs = _variable_values(stack, overview, "job", {})
@@ -129,3 +136,31 @@ def test_every_panel_query_returns_data(stack):
         report.append(f"model={label}: {len(todo)}/{len(todo)} queries returned data")
     panels = {(q.dashboard, q.panel) for q in queries}
     print(f"\n{len(panels)} panels, {len(queries)} queries; " + "; ".join(report))
+
+
+def test_goodput_is_below_throughput_where_the_example_slos_miss(stack):
+    """The goodput panel's two queries, as the dashboard runs them: the example spec's TTFT
+    bounds are missed now and then by the demo's models, so goodput is positive and below
+    throughput for every SLO."""
+    board = json.loads((livestack.ROOT / "grafana" / "dashboards" / "fakeai-latency-slo.json")
+                       .read_text(encoding="utf-8"))
+    values = {**GRAFANA_VALUES, "__rate_interval": "1m", "job": stack.job,
+              "model": dashboards.MODEL_ALL_VALUE}
+    figures = []
+    for panel in board["panels"]:
+        if not panel["title"].endswith(": goodput vs throughput"):
+            continue
+        goodput_q, throughput_q = (dashboards.interpolate(t["expr"], values)
+                                   for t in panel["targets"])
+
+        def both() -> tuple[float, float] | None:
+            g, t = stack.query(goodput_q), stack.query(throughput_q)
+            return (float(g[0]["value"][1]), float(t[0]["value"][1])) if g and t else None
+
+        goodput, throughput = stack.wait_until(both, timeout=PANELS_DEADLINE_S,
+                                               what=f"{panel['title']} data")
+        assert 0 < goodput < throughput, (panel["title"], goodput, throughput)
+        figures.append(f"{panel['title']}: goodput {goodput:.2f}/s of {throughput:.2f}/s "
+                       f"({goodput / throughput:.1%} good)")
+    assert len(figures) == 2, figures
+    print("\n" + "\n".join(figures))

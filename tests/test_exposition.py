@@ -8,7 +8,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families
 
-from fakeai_metrics import CATALOG, MetricsTracker, Telemetry
+from fakeai_metrics import CATALOG, LatencySLO, MetricsTracker, Telemetry
 from fakeai_metrics.errors import normalize_message
 from fakeai_metrics.testing import ManualClock, MetricNotFound, assert_metric, metric_value
 
@@ -33,8 +33,11 @@ def _workload(t: Telemetry, clock: ManualClock) -> None:
     t.stream_token("nope")
 
 
-def test_every_catalog_metric_is_exported_with_its_type_and_labels(telemetry, metrics_clock,
+def test_every_catalog_metric_is_exported_with_its_type_and_labels(metrics_clock,
                                                                    metrics_registry):
+    telemetry = Telemetry(registry=metrics_registry, clock=metrics_clock,
+                          wall_clock=metrics_clock,
+                          slos=[LatencySLO("chat", 0.99, endpoint=EP, ttft_seconds=0.5)])
     _workload(telemetry, metrics_clock)
     text = generate_latest(metrics_registry).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
