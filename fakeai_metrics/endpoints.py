@@ -175,8 +175,7 @@ class MetricsTracker(Tracker):
         """
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
-        if started_at is not None:
-            v.non_negative("started_at", started_at)
+        v.optional(v.non_negative, "started_at", started_at)
         endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         if started_at is not None:
@@ -216,18 +215,14 @@ class MetricsTracker(Tracker):
         """Finish a stream. ``tokens`` and ``ttft_s`` tell what a caller counted itself instead
         of calling ``track_stream_token`` per token (``Telemetry`` does: one lock per token).
         ``endpoint`` is FakeAI's argument: checked, and the endpoint given at start is used."""
-        if endpoint is not None:
-            v.label("endpoint", endpoint)
-        if tokens is not None:
-            v.tokens("tokens", tokens)
-        if ttft_s is not None:
-            v.seconds("ttft_s", ttft_s)
+        v.optional(v.label, "endpoint", endpoint)
+        v.optional(v.tokens, "tokens", tokens)
+        v.optional(v.seconds, "ttft_s", ttft_s)
         self._finish(stream_id, "completed", tokens, ttft_s)
 
     def fail_stream(self, stream_id: str, endpoint: str | None = None,
                     error_message: str = "") -> None:
-        if endpoint is not None:
-            v.label("endpoint", endpoint)
+        v.optional(v.label, "endpoint", endpoint)
         v.text("error_message", error_message)
         self._finish(stream_id, "failed")
 

@@ -182,10 +182,8 @@ class ErrorMetricsTracker(Tracker):
         error_message = v.text("error_message", error_message)
         for name, value in (("model", model), ("api_key", api_key),
                             ("request_id", request_id), ("user_id", user_id)):
-            if value is not None:
-                v.label(name, value)
-        if stack_trace is not None:
-            v.text("stack_trace", stack_trace)
+            v.optional(v.label, name, value)
+        v.optional(v.text, "stack_trace", stack_trace)
         self._record_error(endpoint, status_code, error_type, error_message, model, api_key,
                            request_id, user_id)
 

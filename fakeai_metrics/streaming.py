@@ -120,14 +120,10 @@ class StreamingMetricsTracker(Tracker):
         v.label("stream_id", stream_id)
         v.label("model", model)
         v.tokens("prompt_tokens", prompt_tokens)
-        if temperature is not None:
-            v.non_negative("temperature", temperature)
-        if max_tokens is not None:
-            v.tokens("max_tokens", max_tokens)
-        if client_id is not None:
-            v.label("client_id", client_id)
-        if started_at is not None:
-            v.non_negative("started_at", started_at)
+        v.optional(v.non_negative, "temperature", temperature)
+        v.optional(v.tokens, "max_tokens", max_tokens)
+        v.optional(v.label, "client_id", client_id)
+        v.optional(v.non_negative, "started_at", started_at)
         return self._start_stream(stream_id, model, prompt_tokens, started_at)
 
     def _start_stream(self, stream_id: str, model: str, prompt_tokens: int,
@@ -210,8 +206,7 @@ class StreamingMetricsTracker(Tracker):
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
         v.label("finish_reason", finish_reason)
-        if client_id is not None:
-            v.label("client_id", client_id)
+        v.optional(v.label, "client_id", client_id)
         return self._finish(stream_id, "completed")
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:

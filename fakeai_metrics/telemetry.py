@@ -130,17 +130,13 @@ class Telemetry:
                        api_key: str | None = None, request_id: str | None = None) -> None:
         """A failed request (streamed or not); nothing is billed."""
         v.label("endpoint", endpoint)
-        if model is not None:
-            v.label("model", model)
+        v.optional(v.label, "model", model)
         v.status_code(status_code)
         v.label("error_type", error_type)
         message = v.text("message", message)
-        if latency_s is not None:
-            v.seconds("latency_s", latency_s)
-        if api_key is not None:
-            v.label("api_key", api_key)
-        if request_id is not None:
-            v.label("request_id", request_id)
+        v.optional(v.seconds, "latency_s", latency_s)
+        v.optional(v.label, "api_key", api_key)
+        v.optional(v.label, "request_id", request_id)
         endpoint = scrub_path(endpoint, api_key)
         self.limits.begin_request()
         try:
@@ -165,8 +161,7 @@ class Telemetry:
         request either (memory stays bounded by the cap)."""
         v.label("stream_id", stream_id)
         _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
-        if started_at is not None:
-            v.non_negative("started_at", started_at)
+        v.optional(v.non_negative, "started_at", started_at)
         endpoint = scrub_path(endpoint, api_key)
         folded = self.limits.begin_request()
         try:
@@ -198,10 +193,8 @@ class Telemetry:
         them. An unknown id is ignored (counted as dropped).
         """
         v.label("finish_reason", finish_reason)
-        if completion_tokens is not None:
-            v.tokens("completion_tokens", completion_tokens)
-        if prompt_tokens is not None:
-            v.tokens("prompt_tokens", prompt_tokens)
+        v.optional(v.tokens, "completion_tokens", completion_tokens)
+        v.optional(v.tokens, "prompt_tokens", prompt_tokens)
         v.tokens("cached_tokens", cached_tokens)
         with self._lock:
             route = self._route(stream_id, "completed")
@@ -291,5 +284,4 @@ def _check_usage(endpoint: str, model: str, prompt: int, completion: int, cached
     if prompt + completion > v.MAX_TOKENS:
         raise v.InvalidMetricInput(
             f"prompt_tokens + completion_tokens must be at most {v.MAX_TOKENS}")
-    if api_key is not None:
-        v.label("api_key", api_key)
+    v.optional(v.label, "api_key", api_key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any, Callable
 
 #: Largest token count one call may report; anything larger is a bug upstream, not a workload.
 MAX_TOKENS = 10**12
@@ -23,6 +24,12 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 class InvalidMetricInput(ValueError):
     """An argument a tracker cannot record; the call changed nothing."""
+
+
+def optional(check: Callable[[str, Any], object], name: str, value: object) -> None:
+    """``check(name, value)`` unless ``value`` is None (an argument that may be left out)."""
+    if value is not None:
+        check(name, value)
 
 
 def integer(name: str, value: object, maximum: int) -> int:

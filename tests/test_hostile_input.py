@@ -9,12 +9,9 @@ import os
 import random
 import subprocess
 import sys
-import threading
-import time
 
 import httpx
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
@@ -22,6 +19,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import uvicorn_server
 from fakeai_metrics import InvalidMetricInput, KeyIds, Telemetry, hash_key
 from fakeai_metrics.demo import build_app
 from fakeai_metrics.errors import MAX_MESSAGE, normalize_message
@@ -44,13 +42,6 @@ def _exposes(registry: CollectorRegistry) -> tuple[str, str]:
 
 # --- 1. one request must not take /metrics down ------------------------------------------------
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("error_rate", [0.0, 1.0], ids=["served", "failed"])
 def test_lone_surrogate_in_a_request_keeps_metrics_up(error_rate):
     """Over real HTTP: a JSON body whose model is ``"gpt\\ud800x"`` (valid JSON) is measured with
@@ -58,29 +49,16 @@ def test_lone_surrogate_in_a_request_keeps_metrics_up(error_rate):
     registry = CollectorRegistry(auto_describe=True)
     telemetry = Telemetry(registry=registry)
     app = build_app(telemetry, registry, random.Random(1), error_rate)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        hostile = b'{"model": "gpt\\ud800x", "messages": [{"content": "hi \\udfff"}]'
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            for stream in (b"false", b"true"):
-                r = client.post(EP, content=hostile + b', "stream": ' + stream + b"}",
-                                headers={"content-type": "application/json"})
-                assert r.status_code in (200, 429, 500)
-            for accept in ("text/plain", "application/openmetrics-text; version=1.0.0"):
-                r = client.get("/metrics", headers={"accept": accept})
-                assert r.status_code == 200, r.text
-            text = client.get("/metrics").text
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    hostile = b'{"model": "gpt\\ud800x", "messages": [{"content": "hi \\udfff"}]'
+    with uvicorn_server(app) as base, httpx.Client(base_url=base, timeout=10) as client:
+        for stream in (b"false", b"true"):
+            r = client.post(EP, content=hostile + b', "stream": ' + stream + b"}",
+                            headers={"content-type": "application/json"})
+            assert r.status_code in (200, 429, 500)
+        for accept in ("text/plain", "application/openmetrics-text; version=1.0.0"):
+            r = client.get("/metrics", headers={"accept": accept})
+            assert r.status_code == 200, r.text
+        text = client.get("/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     models = {s.labels["model"] for s in families["fakeai_requests"].samples}
     assert models == {"gpt\ufffdx"}

@@ -13,15 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
-import threading
 import time
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
@@ -29,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from conftest import uvicorn_server
 from fakeai_metrics import InvalidMetricInput, Telemetry
 from fakeai_metrics.asgi import FakeAIMetricsMiddleware
 from fakeai_metrics.testing import ManualClock, metric_value, samples
@@ -676,26 +674,10 @@ async def test_concurrent_streams_are_counted_exactly(app, metrics_registry):
     assert len(samples(reg, "fakeai_cost_usd_total")) == 5  # one series per key id
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_real_uvicorn_server(framework, telemetry, metrics_clock, metrics_registry):
     """Over real sockets: a non-streamed request, a stream, and a client hanging up mid-stream."""
     app = build_app(framework, telemetry, metrics_clock)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 5
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-        base = f"http://127.0.0.1:{port}"
+    with uvicorn_server(app) as base:
         with httpx.Client(base_url=base, headers=AUTH, timeout=5) as client:
             r = client.post(CHAT, json={"model": MODEL})
             assert r.status_code == 200
@@ -720,10 +702,6 @@ def test_real_uvicorn_server(framework, telemetry, metrics_clock, metrics_regist
                      status_code="499") == 1
         assert value(reg, "fakeai_inter_token_latency_seconds_count") >= 3 + 3
         assert value(reg, "fakeai_tokens_total", type="prompt") == 1000 + 20
-    finally:
-        server.should_exit = True
-        thread.join(timeout=5)
-    assert not thread.is_alive()
 
 
 async def test_ttft_counts_from_the_request_not_from_the_response_headers(
