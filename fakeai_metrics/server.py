@@ -32,7 +32,7 @@ from prometheus_client.exposition import (ThreadingWSGIServer, _get_best_family,
 from prometheus_client.multiprocess import mark_process_dead
 
 from . import multiprocess as mp
-from .validation import InvalidMetricInput, seconds
+from . import validation as v
 
 __all__ = ["asgi_app", "mark_process_dead", "scrape_registry", "serve", "wsgi_app"]
 
@@ -87,8 +87,7 @@ def serve(port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry
     one write); a client that stalls longer is disconnected. Stop the server with
     ``server.shutdown(); server.server_close()``.
     """
-    if seconds("timeout", timeout) == 0:
-        raise InvalidMetricInput("timeout must be > 0 seconds, got 0")
+    v.positive("timeout", timeout, v.MAX_SECONDS)
     tls = None
     if certfile and keyfile:
         versions = {} if tls_min_version is None else {"tls_min_version": tls_min_version}
