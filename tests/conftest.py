@@ -1,4 +1,5 @@
-"""Shared test helpers: external binaries (promtool, prometheus, openssl) some tests need."""
+"""Shared test helpers: external binaries (promtool, prometheus, openssl, redis-server) some tests
+need."""
 
 from __future__ import annotations
 
@@ -39,3 +40,16 @@ def require_module(module: str, requirement: str):
 def promtool() -> str:
     """The ``promtool`` binary (skip locally / fail in CI when missing)."""
     return require_binary("promtool")
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A fresh ``redis-server`` on a free port in a temp dir, stopped after the test."""
+    from redis_server import RedisServer
+
+    server = RedisServer(require_binary("redis-server", "redis-server"), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
