@@ -439,6 +439,7 @@ class RedisBudgetStore:
     def _probe(self) -> bool:
         """PING; when Redis answers, mark every total unpushed (it may have lost them)."""
         try:
+            self.client.connection_pool.disconnect()  # pooled connections may be dead ones
             self.client.ping()
         except (redis.RedisError, OSError):
             return False
