@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import validation as v
 from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
+from .budgets import BudgetStore, open_store
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
@@ -38,6 +39,8 @@ class Telemetry:
     error records. ``label_limits`` sets the cardinality caps (``LabelLimits`` keywords:
     ``models``, ``endpoints``, ``api_keys``, ``error_types``). Usage without an API key is billed
     to the key id ``anonymous``, so tokens are counted whether or not a key was sent.
+    ``budget_store`` is the cost tracker's (a ``redis://`` URL makes budgets fleet-wide; see
+    ``CostTracker``).
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY,
@@ -46,7 +49,8 @@ class Telemetry:
                  buckets: Buckets | None = None, clock: Clock | None = None,
                  wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,
                  label_limits: Mapping[str, int] | None = None,
-                 genai_provider: str = "openai") -> None:
+                 genai_provider: str = "openai",
+                 budget_store: BudgetStore | str | None = None) -> None:
         # Everything that can be refused is checked before anything registers, so a corrected
         # retry on the same registry works.
         v.ratio("slo_objective", slo_objective, high_closed=False)
@@ -54,6 +58,7 @@ class Telemetry:
         unknown = set(buckets) - _HISTOGRAMS
         if unknown:
             raise ValueError(f"no histogram named {sorted(unknown)}")
+        budget_store = open_store(budget_store)
         self.registry = registry
         self.key_ids = KeyIds()
         self.limits = limits_for(registry, namespace, **(label_limits or {}))
@@ -69,9 +74,14 @@ class Telemetry:
                                           buckets=mine("models"), **common)
         self.errors = ErrorMetricsTracker(error_budget_slo=slo_objective, clock=wall_clock,
                                           key_ids=self.key_ids, **common)
-        self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids, **common)
+        self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids,
+                                budget_store=budget_store, **common)
         self._stream_routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Flush and stop what runs in the background (a shared budget store's sync thread)."""
+        self.cost.close()
 
     def now(self) -> float:
         """The streams' clock: pass its value as ``start_stream(started_at=...)``."""

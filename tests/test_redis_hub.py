@@ -1,0 +1,91 @@
+"""The Redis store through the hub, the middleware, the demo and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import threading
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from conftest import require_module
+from fakeai_metrics import Telemetry, demo
+from fakeai_metrics.cli import _parser
+from livestack import free_port
+
+redis = require_module("redis", "fakeai-metrics[redis]")
+
+
+def test_the_middleware_never_asks_redis_on_the_event_loop(redis_server):
+    registry = CollectorRegistry()
+    t = Telemetry(registry, budget_store=redis_server.url)
+    store = t.cost.budget_store
+    demo.setup_keys(t)  # budgets are set before serving, off the loop
+    calls: list[tuple[int, str]] = []  # (thread, operation) of every Redis call from now on
+    ask_redis = store._call
+
+    def spy(operation, fn, *args):
+        calls.append((threading.get_ident(), operation))
+        return ask_redis(operation, fn, *args)
+    store._call = spy
+
+    async def drive() -> int:
+        app = demo.build_app(t, registry, random.Random(7), 0.0)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            async def one(i: int) -> None:
+                key = list(demo.KEYS)[i % 3]
+                body = {"model": "gpt-4o-mini", "stream": i % 2 == 0,
+                        "messages": [{"role": "user", "content": "hello there"}],
+                        "stream_options": {"include_usage": True}}
+                r = await client.post(demo.CHAT, json=body,
+                                      headers={"Authorization": f"Bearer {key}"})
+                assert r.status_code == 200
+            await asyncio.gather(*(one(i) for i in range(12)))
+        return threading.get_ident()
+
+    try:
+        loop_thread = asyncio.run(drive())
+        during = list(calls)
+        assert store.sync()
+        assert during and all(thread != loop_thread for thread, _ in during)
+        bob = "sk-demo-bob-0002"
+        assert t.cost.check_budget(bob)[0] == pytest.approx(t.cost.get_cost_by_key(bob)
+                                                            ["total_cost"])
+    finally:
+        t.close()
+
+
+def test_telemetry_checks_the_store_before_registering_anything():
+    registry = CollectorRegistry()
+    with pytest.raises(ValueError, match="budget_store"):
+        Telemetry(registry, budget_store="mysql://nope")
+    Telemetry(registry)  # the refused call left the registry empty
+
+
+def test_cli_demo_takes_a_redis_url():
+    args = _parser().parse_args(["demo", "--redis-url", "redis://127.0.0.1:6380/2"])
+    assert args.redis_url == "redis://127.0.0.1:6380/2"
+    assert _parser().parse_args(["demo"]).redis_url is None
+
+
+@pytest.mark.slow
+def test_two_demos_share_their_budgets_through_redis(redis_server):
+    async def both() -> list[Telemetry]:
+        return list(await asyncio.gather(*(
+            demo.run(port=free_port(), duration=1.5, seed=i, rps=30, registry=CollectorRegistry(),
+                     out=io.StringIO(), budget_store=redis_server.url) for i in range(2))))
+
+    first, second = asyncio.run(both())
+    client = redis.Redis.from_url(redis_server.url)
+    assert set(client.hkeys("fakeai:budgets")) == {b"bob", b"carol"}
+    own = sum(t.cost.get_cost_by_key("sk-demo-carol-0003")["total_cost"] for t in (first, second))
+    reader = Telemetry(CollectorRegistry(), budget_store=redis_server.url)
+    reader.alias_key("sk-demo-carol-0003", "carol")  # every member must name keys alike
+    try:
+        assert reader.cost.check_budget("sk-demo-carol-0003")[0] == pytest.approx(own)
+    finally:
+        reader.close()
