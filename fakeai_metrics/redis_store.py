@@ -183,6 +183,8 @@ class RedisBudgetStore:
         self._current: dict[str, _Period] = {}   # key id -> its current period
         #: set (a config) or remove (None) not yet written; True = restore after a data loss
         self._pending: dict[str, tuple[_Config | None, bool]] = {}
+        #: budgets written so far: a read that began before a write may not drop what it wrote
+        self._written = 0
         self._dirty = False
         self._dataset: str | None = None
         self._down = False
@@ -359,13 +361,15 @@ class RedisBudgetStore:
                 period = self._period(key, stored, now) if stored else None
                 periods = [period] if period else []
                 sent = [p.mine for p in periods]
+                written = self._written
             dataset, raw, *others = self._script(key, periods)
             if not self._seen(dataset, periods, sent, others):
                 self._sync_all()
+                return
             fresh = _Config.decode(raw) if raw else None
             with self._lock:
-                if key in self._pending:
-                    return  # a local change not written yet wins
+                if key in self._pending or self._written != written:
+                    return  # a local change not written yet, or written since, wins
                 if fresh is None:
                     self._configs.pop(key, None)
                     self._current.pop(key, None)
@@ -386,6 +390,7 @@ class RedisBudgetStore:
             periods = [p for p in self._periods.values() if id(p) in current or p.mine > p.pushed]
             sent = [p.mine for p in periods]
             self._dirty = False
+            written = self._written
         dataset, raw, *others = self._script("*", periods)
         if not self._seen(dataset, periods, sent, others):
             self._sync_all()  # the dataset is set now, so this runs once
@@ -393,6 +398,8 @@ class RedisBudgetStore:
         pairs = raw or []
         fresh = {pairs[i].decode(): _Config.decode(pairs[i + 1]) for i in range(0, len(pairs), 2)}
         with self._lock:
+            if self._written != written:
+                return  # a budget was written meanwhile: this answer may predate it
             for key in self._pending:
                 fresh.pop(key, None)
                 if self._configs.get(key) is not None:
@@ -419,6 +426,7 @@ class RedisBudgetStore:
                                        stored.gen if restore else 0])
                 written = _Config.decode(text)
             with self._lock:
+                self._written += 1
                 if self._pending.get(key) == (stored, restore):
                     del self._pending[key]
                     if written is not None:
