@@ -106,6 +106,54 @@ return text
 """
 
 
+# KEYS: an SLO's slot hashes; ARGV[1] process id, ARGV[2] TTL seconds, ARGV[2 + i] this
+# process's 'requests,errors' of slot i, or '' when unchanged. Returns, per slot, the other
+# processes' requests and errors.
+_SLO = """
+local out = {}
+for i = 1, #KEYS do
+  local mine = ARGV[2 + i]
+  if mine ~= '' then
+    redis.call('HSET', KEYS[i], ARGV[1], mine)
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+  local total, errors = 0, 0
+  local fields = redis.call('HGETALL', KEYS[i])
+  for j = 1, #fields, 2 do
+    if fields[j] ~= ARGV[1] then
+      local t, e = string.match(fields[j + 1], '^(%d+),(%d+)$')
+      total = total + tonumber(t)
+      errors = errors + tonumber(e)
+    end
+  end
+  out[#out + 1] = total
+  out[#out + 1] = errors
+end
+return out
+"""
+
+#: This process's counts of an SLO: (slot number, (requests, errors)) per slot it holds.
+SlotCounts = Callable[[], list[tuple[int, tuple[int, int]]]]
+
+
+class SharedSLO:
+    """One SLO's request and error counts per time slot, shared by the fleet.
+
+    Each process owns its absolute count of each slot (idempotent, like spend); ``others``
+    holds the rest of the fleet's counts per slot number as of the last sync, which the owning
+    tracker adds to its own. ``on_sync`` runs after each sync (the tracker sets its burn-rate
+    gauge there, so workers in multiprocess mode export it without a scrape of their own).
+    """
+
+    def __init__(self, name: str, local: SlotCounts, slot_seconds: float, slots: int,
+                 on_sync: Callable[[], None]) -> None:
+        self.name, self.local, self.on_sync = name, local, on_sync
+        self.slot_seconds, self.slots = slot_seconds, slots
+        self.others: dict[int, tuple[int, int]] = {}
+        self._pushed: dict[int, tuple[int, int]] = {}
+        self.synced_at = -math.inf
+
+
 @dataclass(frozen=True)
 class _Config:
     """A budget as stored: its configuration and generation."""
@@ -151,9 +199,9 @@ class RedisBudgetStore:
 
     def __init__(self, url_or_client: str | redis.Redis, *, prefix: str = "fakeai",
                  timeout: float = 0.1, probe_interval: float = 0.5, sync_interval: float = 1.0,
-                 fail_closed: bool = False) -> None:
+                 slo_interval: float = 5.0, fail_closed: bool = False) -> None:
         for name, value in (("timeout", timeout), ("probe_interval", probe_interval),
-                            ("sync_interval", sync_interval)):
+                            ("sync_interval", sync_interval), ("slo_interval", slo_interval)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         options: dict[str, Any] = dict(socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -164,9 +212,12 @@ class RedisBudgetStore:
         self.timeout = timeout
         self.probe_interval = probe_interval
         self.sync_interval = sync_interval
+        self.slo_interval = slo_interval
+        self._slos: list[SharedSLO] = []
         self.fail_closed = fail_closed
         self._sync = self.client.register_script(_SYNC)
         self._set = self.client.register_script(_SET)
+        self._slo = self.client.register_script(_SLO)
         self._clock: Clock = _unbound
         self._on_error: Callable[[str], None] = lambda operation: None
         self._closed = threading.Event()
@@ -273,8 +324,18 @@ class RedisBudgetStore:
             self._call("sync", self._sync_all)
 
     def sync(self) -> bool:
-        """Push this process's totals and pull every budget now; True if Redis answered."""
-        return not self._down and self._call("sync", self._sync_all)
+        """Push this process's totals and SLO counts and pull the fleet's now; True if Redis
+        answered."""
+        return not self._down and self._call("sync", self._sync_all) \
+            and all(self._call("sync", self._sync_slo, slo) for slo in self._slos)
+
+    def share_slo(self, name: str, local: SlotCounts, slot_seconds: float, slots: int,
+                  on_sync: Callable[[], None]) -> SharedSLO:
+        """Share an SLO's slot counts (``local()``: this process's ``(slot number, (requests,
+        errors))``) over the last ``slots`` slots; synced every ``slo_interval`` seconds."""
+        slo = SharedSLO(name, local, slot_seconds, slots, on_sync)
+        self._slos.append(slo)
+        return slo
 
     # --- state -------------------------------------------------------------------------------
 
@@ -346,6 +407,8 @@ class RedisBudgetStore:
                     p.pushed = 0
                 for key, stored in self._configs.items():
                     self._pending.setdefault(key, (stored, True))
+                for slo in self._slos:
+                    slo._pushed = {}
                 return False
             for p, mine, other in zip(periods, sent, others):
                 p.pushed = max(p.pushed, mine)
@@ -443,6 +506,26 @@ class RedisBudgetStore:
             if self._down and not self._probe():
                 continue
             self._call("sync", self._sync_all)
+            for slo in self._slos:
+                if self._clock() - slo.synced_at >= self.slo_interval:
+                    self._call("sync", self._sync_slo, slo)
+
+    def _sync_slo(self, slo: SharedSLO) -> None:
+        """Push the slots of ``slo`` that changed, read the fleet's counts of all its slots."""
+        now = self._clock()
+        current = int(now // slo.slot_seconds)
+        numbers = range(current - slo.slots + 1, current + 1)
+        mine = dict(slo.local())
+        args: list[Any] = [self.process_id, math.ceil(slo.slots * slo.slot_seconds)]
+        args += ["" if mine.get(n, (0, 0)) == slo._pushed.get(n, (0, 0))
+                 else "%d,%d" % mine[n] for n in numbers]
+        keys = [f"{self.prefix}:slo:{{{slo.name}}}:{n}" for n in numbers]
+        counts = self._slo(keys=keys, args=args)
+        slo.others = {n: (int(counts[2 * i]), int(counts[2 * i + 1]))
+                      for i, n in enumerate(numbers) if counts[2 * i]}
+        slo._pushed = {n: mine[n] for n in numbers if n in mine}
+        slo.synced_at = now
+        slo.on_sync()
 
     def _probe(self) -> bool:
         """PING; when Redis answers, mark every total unpushed (it may have lost them)."""
@@ -454,6 +537,8 @@ class RedisBudgetStore:
         with self._lock:
             for p in self._periods.values():
                 p.pushed = 0
+            for slo in self._slos:
+                slo._pushed = {}
             self._down = False
         log.warning("fakeai_metrics budget store: Redis is back; pushing this process's totals")
         return True

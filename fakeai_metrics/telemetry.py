@@ -40,7 +40,8 @@ class Telemetry:
     ``models``, ``endpoints``, ``api_keys``, ``error_types``). Usage without an API key is billed
     to the key id ``anonymous``, so tokens are counted whether or not a key was sent.
     ``budget_store`` is the cost tracker's (a ``redis://`` URL makes budgets fleet-wide; see
-    ``CostTracker``).
+    ``CostTracker``). ``shared_slo=True`` also counts the availability SLO (status, burn-rate
+    gauge) over every process on that store (``ErrorMetricsTracker.share_slo``).
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY,
@@ -50,7 +51,8 @@ class Telemetry:
                  wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,
                  label_limits: Mapping[str, int] | None = None,
                  genai_provider: str = "openai",
-                 budget_store: BudgetStore | str | None = None) -> None:
+                 budget_store: BudgetStore | str | None = None,
+                 shared_slo: bool = False) -> None:
         # Everything that can be refused is checked before anything registers, so a corrected
         # retry on the same registry works.
         v.ratio("slo_objective", slo_objective, high_closed=False)
@@ -59,6 +61,8 @@ class Telemetry:
         if unknown:
             raise ValueError(f"no histogram named {sorted(unknown)}")
         budget_store = open_store(budget_store)
+        if shared_slo and not hasattr(budget_store, "share_slo"):
+            raise v.InvalidMetricInput("shared_slo needs a shared budget_store (a redis:// URL)")
         self.registry = registry
         self.key_ids = KeyIds()
         self.limits = limits_for(registry, namespace, **(label_limits or {}))
@@ -76,6 +80,8 @@ class Telemetry:
                                           key_ids=self.key_ids, **common)
         self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids,
                                 budget_store=budget_store, **common)
+        if shared_slo:
+            self.errors.share_slo(budget_store)
         self._stream_routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
 

@@ -89,3 +89,68 @@ def test_two_demos_share_their_budgets_through_redis(redis_server):
         assert reader.cost.check_budget("sk-demo-carol-0003")[0] == pytest.approx(own)
     finally:
         reader.close()
+
+
+NOV_30 = 1_764_460_800.0
+
+
+def shared_hub(url: str, clock, registry=None) -> Telemetry:
+    return Telemetry(registry or CollectorRegistry(), wall_clock=clock, budget_store=url,
+                     shared_slo=True)
+
+
+def test_the_slo_and_its_burn_rate_are_fleet_wide(redis_server):
+    from fakeai_metrics.testing import ManualClock, metric_value
+    clock = ManualClock(NOV_30 + 5)
+    a, b = shared_hub(redis_server.url, clock), shared_hub(redis_server.url, clock)
+    try:
+        for _ in range(990):
+            a.record_request(endpoint="/v1/chat/completions", model="m", latency_s=0.1)
+        for _ in range(10):
+            b.record_failure(endpoint="/v1/chat/completions", model="m", status_code=500,
+                             error_type="server_error")
+        assert a.errors.get_slo_status().total_requests == 990  # before a sync: its own only
+        assert a.cost.budget_store.sync() and b.cost.budget_store.sync()
+        assert a.cost.budget_store.sync()  # a reads b's pushed counts
+        for hub in (a, b):
+            status = hub.errors.get_slo_status()
+            assert (status.total_requests, status.failed_requests) == (1000, 10)
+            assert hub.errors.get_burn_rates()["5m"] == pytest.approx(10.0)  # 1 % / 0.1 %
+            assert metric_value(hub.registry, "fakeai_slo_burn_rate",
+                                {"slo": "availability", "window": "5m"}) == pytest.approx(10.0)
+        clock.advance(301)  # the 5-minute window has moved past every slot
+        assert a.cost.budget_store.sync()
+        assert a.errors.get_burn_rates()["5m"] == 0.0
+        assert a.errors.get_burn_rates()["1h"] == pytest.approx(10.0)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_shared_slo_needs_a_shared_store():
+    with pytest.raises(ValueError, match="shared_slo"):
+        Telemetry(CollectorRegistry(), shared_slo=True)
+
+
+def test_the_fleet_burn_rate_is_exported_in_multiprocess_mode(redis_server, tmp_path,
+                                                              monkeypatch):
+    from prometheus_client import values
+
+    from fakeai_metrics.multiprocess import scrape_registry
+    from fakeai_metrics.testing import ManualClock, metric_value
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: 101))
+    clock = ManualClock(NOV_30 + 5)
+    other = shared_hub(redis_server.url, clock)  # a worker of another replica
+    worker = shared_hub(redis_server.url, clock)
+    try:
+        assert worker.errors.multiprocess
+        worker.record_request(endpoint="/v1/x", model="m", latency_s=0.1)
+        other.record_failure(endpoint="/v1/x", model="m", status_code=500, error_type="e")
+        assert other.cost.budget_store.sync() and worker.cost.budget_store.sync()
+        burn = metric_value(scrape_registry(), "fakeai_slo_burn_rate",
+                            {"slo": "availability", "window": "5m"})
+        assert burn == pytest.approx(0.5 / 0.001)  # 1 error in 2 requests, fleet-wide
+    finally:
+        other.close()
+        worker.close()
