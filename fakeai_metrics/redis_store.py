@@ -17,9 +17,10 @@ Data model (``P`` is the prefix, ``fakeai`` by default):
 
 Hot paths do no I/O: ``add`` (each billed request) only raises the in-memory total and wakes the
 sync thread, which pushes totals and pulls every budget and its fleet spend, once per
-``sync_interval`` or sooner when there is something to push. ``allows``/``get`` ask Redis
-(one round trip, a second only when the budget changed) after pushing this process's total, so
-a process always counts its own spend and sees everyone's pushed spend.
+``sync_interval``, or as soon as there is something to push but at most once per
+``push_interval``. ``allows``/``get`` ask Redis (one round trip, a second only when the budget
+changed) after pushing this process's total, so a process always counts its own spend and sees
+everyone's pushed spend.
 
 Faults: every command has ``timeout`` seconds (connect and read, no retries). A failure marks the
 store down and counts ``fakeai_budget_store_errors_total``; until the sync thread's probe (a
@@ -199,9 +200,11 @@ class RedisBudgetStore:
 
     def __init__(self, url_or_client: str | redis.Redis, *, prefix: str = "fakeai",
                  timeout: float = 0.1, probe_interval: float = 0.5, sync_interval: float = 1.0,
-                 slo_interval: float = 5.0, fail_closed: bool = False) -> None:
+                 push_interval: float = 0.05, slo_interval: float = 5.0,
+                 fail_closed: bool = False) -> None:
         for name, value in (("timeout", timeout), ("probe_interval", probe_interval),
-                            ("sync_interval", sync_interval), ("slo_interval", slo_interval)):
+                            ("sync_interval", sync_interval), ("push_interval", push_interval),
+                            ("slo_interval", slo_interval)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         options: dict[str, Any] = dict(socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -212,6 +215,7 @@ class RedisBudgetStore:
         self.timeout = timeout
         self.probe_interval = probe_interval
         self.sync_interval = sync_interval
+        self.push_interval = push_interval
         self.slo_interval = slo_interval
         self._slos: list[SharedSLO] = []
         self.fail_closed = fail_closed
@@ -509,6 +513,7 @@ class RedisBudgetStore:
             for slo in self._slos:
                 if self._clock() - slo.synced_at >= self.slo_interval:
                     self._call("sync", self._sync_slo, slo)
+            self._closed.wait(self.push_interval)  # spend pushed at most this often
 
     def _sync_slo(self, slo: SharedSLO) -> None:
         """Push the slots of ``slo`` that changed, read the fleet's counts of all its slots."""
