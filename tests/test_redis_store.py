@@ -74,6 +74,7 @@ def test_a_budget_set_anywhere_applies_everywhere(fleet):
     assert b.allows("sk-x")
     spend(b, "sk-x", 1)
     spend(a, "sk-x", 1)
+    assert a.budget_store.sync()  # or a's sync thread, within push_interval, or a's next ask
     assert not b.allows("sk-x") and not a.allows("sk-x")  # 0.001 + 0.001 >= 0.002
     assert b.check_budget("sk-x") == pytest.approx((0.002, 0.0, True))
     b.remove_budget("sk-x")
