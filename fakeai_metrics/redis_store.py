@@ -51,6 +51,7 @@ from redis.retry import Retry
 
 from .budgets import (Budget, BudgetConfig, BudgetLimitType, BudgetPeriod, Clock, period_end,
                       period_start)
+from .validation import InvalidMetricInput
 
 log = logging.getLogger(__name__)
 
@@ -192,33 +193,39 @@ class RedisBudgetStore:
     """A ``BudgetStore`` on Redis (``pip install 'fakeai-metrics[redis]'``): fleet-wide figures.
 
     ``url_or_client`` is a ``redis://host:port/db`` URL (also ``rediss://``, ``unix://``) or a
-    ``redis.Redis``. Every process of the fleet must use the same Redis, database and ``prefix``,
-    and name keys alike (the same ``KeyIds`` secret and aliases).
+    ``redis.Redis`` (whose own timeouts and retries then apply: give it short ones). Every process
+    of the fleet must use the same Redis, database and ``prefix``, and name keys alike (the same
+    ``KeyIds`` secret and aliases). A budget first set while Redis is down counts spend from
+    when it is written (its period's generation comes from Redis).
     """
 
     fleet_wide = True
+    #: seconds (set from the keywords of the same names)
+    timeout: float
+    probe_interval: float
+    sync_interval: float
+    push_interval: float
+    slo_interval: float
 
     def __init__(self, url_or_client: str | redis.Redis, *, prefix: str = "fakeai",
                  timeout: float = 0.1, probe_interval: float = 0.5, sync_interval: float = 1.0,
                  push_interval: float = 0.05, slo_interval: float = 5.0,
                  fail_closed: bool = False) -> None:
-        for name, value in (("timeout", timeout), ("probe_interval", probe_interval),
-                            ("sync_interval", sync_interval), ("push_interval", push_interval),
-                            ("slo_interval", slo_interval)):
+        intervals = dict(timeout=timeout, probe_interval=probe_interval,
+                         sync_interval=sync_interval, push_interval=push_interval,
+                         slo_interval=slo_interval)
+        for name, value in intervals.items():
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+                raise InvalidMetricInput(
+                    f"{name} must be a positive number of seconds, got {value!r}")
+            setattr(self, name, float(value))
         options: dict[str, Any] = dict(socket_timeout=timeout, socket_connect_timeout=timeout,
                                        retry=Retry(NoBackoff(), 0))
         self.client = redis.Redis.from_url(url_or_client, **options) \
             if isinstance(url_or_client, str) else url_or_client
         self.prefix = prefix
-        self.timeout = timeout
-        self.probe_interval = probe_interval
-        self.sync_interval = sync_interval
-        self.push_interval = push_interval
-        self.slo_interval = slo_interval
-        self._slos: list[SharedSLO] = []
         self.fail_closed = fail_closed
+        self._slos: list[SharedSLO] = []
         self._sync = self.client.register_script(_SYNC)
         self._set = self.client.register_script(_SET)
         self._slo = self.client.register_script(_SLO)
@@ -391,13 +398,13 @@ class RedisBudgetStore:
     def _keys(self) -> list[str]:
         return [f"{self.prefix}:dataset", f"{self.prefix}:budgets"]
 
-    def _script(self, which: str, periods: list[_Period]) -> list[Any]:
-        """Run the sync script; ``which`` budgets back. Pushes ``periods``' totals, returns
-        [dataset, budgets, others per period]."""
+    def _script(self, which: str, periods: list[_Period], sent: list[int]) -> list[Any]:
+        """Run the sync script; ``which`` budgets back. Pushes ``sent`` (``periods``' totals,
+        read under the lock), returns [dataset, budgets, others per period]."""
         now = self._clock()
         args: list[Any] = [self.process_id, secrets.token_hex(8), which]
-        for p in periods:
-            args += [p.mine, self._ttl(p, now)]
+        for p, mine in zip(periods, sent):
+            args += [mine, self._ttl(p, now)]
         return self._sync(keys=self._keys() + [p.name for p in periods], args=args)
 
     def _seen(self, dataset: bytes, periods: list[_Period], sent: list[int],
@@ -429,7 +436,7 @@ class RedisBudgetStore:
                 periods = [period] if period else []
                 sent = [p.mine for p in periods]
                 written = self._written
-            dataset, raw, *others = self._script(key, periods)
+            dataset, raw, *others = self._script(key, periods, sent)
             if not self._seen(dataset, periods, sent, others):
                 self._sync_all()
                 return
@@ -458,7 +465,7 @@ class RedisBudgetStore:
             sent = [p.mine for p in periods]
             self._dirty = False
             written = self._written
-        dataset, raw, *others = self._script("*", periods)
+        dataset, raw, *others = self._script("*", periods, sent)
         if not self._seen(dataset, periods, sent, others):
             self._sync_all()  # the dataset is set now, so this runs once
             return

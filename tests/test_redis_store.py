@@ -223,6 +223,14 @@ def test_a_bad_store_is_refused_before_anything_registers():
     CostTracker(registry=registry)  # nothing was registered by the refused calls
 
 
+@pytest.mark.parametrize("option", ["timeout", "probe_interval", "sync_interval",
+                                    "push_interval", "slo_interval"])
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), "1"])
+def test_store_intervals_must_be_positive_seconds(option, value):
+    with pytest.raises(ValueError, match=option):
+        RedisBudgetStore("redis://127.0.0.1:1/0", **{option: value})
+
+
 def test_the_environment_selects_redis(redis_server, monkeypatch):
     monkeypatch.setenv("FAKEAI_METRICS_REDIS_URL", redis_server.url)
     t = CostTracker(registry=CollectorRegistry())
