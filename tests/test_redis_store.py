@@ -194,7 +194,11 @@ def test_a_slow_redis_costs_one_timeout_then_nothing(fleet, redis_server):
             a.allows("sk-slow")
             waits.append(time.monotonic() - started)
         assert max(waits) < 0.2 + 0.5  # the timeout, plus scheduling noise on a shared machine
-        assert errors(a) == 1  # only the first call asked Redis
+        # only the first call asked Redis (none did if the sync thread failed first), plus at
+        # most the sync thread's own attempt at the same moment
+        assert metric_value(a.registry, "fakeai_budget_store_errors_total",
+                            {"operation": "read"}) <= 1
+        assert 1 <= errors(a) <= 2
         assert sorted(waits)[-2] < 0.1  # every other call answered without waiting
     finally:
         redis_server.resume()
