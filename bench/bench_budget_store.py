@@ -10,10 +10,11 @@ Two paths per side, each a loop over one process's CostTracker with a hard budge
             store should cost about what the in-process one does
 
 Sides: ``in-process`` (the default store), ``redis`` (a ``redis-server`` this script starts on a
-free port of 127.0.0.1, no persistence, stopped at the end), ``outage`` (the same store after the
-server was stopped: the first call fails within the timeout, later ones answer locally until the
-probe sees Redis again, which it never does here). Sides are alternated (A B C, C B A, ...); the
-best and the median of ``--reps`` rounds are printed, each round ``--requests`` requests.
+free port of 127.0.0.1, no persistence, stopped at the end), ``outage`` (a Redis store whose
+server, a second one, is stopped before timing: the first call fails within the timeout, later
+ones answer locally until the probe sees Redis again, which it never does here). Sides are
+alternated (A B C, C B A, ...); the best and the median of ``--reps`` rounds are printed, each
+round ``--requests`` requests.
 
     python bench/bench_budget_store.py                 # 5 rounds of 20k requests
     python bench/bench_budget_store.py --reps 3 --requests 5000
@@ -104,11 +105,17 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=20_000)
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_redis(tmp)
+    with tempfile.TemporaryDirectory() as up_dir, tempfile.TemporaryDirectory() as down_dir:
+        up, url = start_redis(up_dir)
+        gone, gone_url = start_redis(down_dir)  # the outage side's Redis, stopped before timing
         try:
-            sides = {"in-process": tracker(None), "redis": tracker(RedisBudgetStore(url))}
-            down = tracker(RedisBudgetStore(url, probe_interval=3600))
+            sides = {"in-process": tracker(None), "redis": tracker(RedisBudgetStore(url)),
+                     "outage": tracker(RedisBudgetStore(gone_url, probe_interval=3600))}
+            gone.terminate()
+            gone.wait()
+            started = time.perf_counter()
+            sides["outage"].allows(KEY)  # the one call that waits (refused, or the timeout)
+            first_call = time.perf_counter() - started
             results: dict[tuple[str, str], list[float]] = {}
             paths = {"gateway": gateway, "record": record_only}
             for rep in range(args.reps):
@@ -116,20 +123,12 @@ def main() -> int:
                 for name, fn in (paths.items() if rep % 2 == 0 else reversed(paths.items())):
                     for side, t in (order if rep % 2 == 0 else reversed(order)):
                         results.setdefault((name, side), []).append(timed(fn, t, args.requests))
-            proc.terminate()
-            proc.wait()
-            started = time.perf_counter()
-            down.allows(KEY)  # the one call that waits (connection refused, or the timeout)
-            first_call = time.perf_counter() - started
-            for rep in range(args.reps):
-                for name, fn in paths.items():
-                    results.setdefault((name, "outage"), []).append(
-                        timed(fn, down, args.requests))
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait()
-            for t in (*sides.values(), down):
+            for proc in (up, gone):
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait()
+            for t in sides.values():
                 t.budget_store.close()
 
     n = args.requests
