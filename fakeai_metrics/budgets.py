@@ -129,13 +129,15 @@ class BudgetStore(Protocol):
 
     ``fleet_wide`` is True when every process sharing the store sees the same figures (so the
     exported spend gauge must not be summed over workers). ``bind`` is called once by the
-    ``CostTracker`` that uses the store, with its wall clock and a callback counting the store's
-    failures by operation.
+    ``CostTracker`` that uses the store, with its wall clock, a callback counting the store's
+    failures by operation, and one refreshing its exported gauges (which a shared store calls
+    after each sync, so workers in multiprocess mode export fresh fleet figures).
     """
 
     fleet_wide: bool
 
-    def bind(self, clock: Clock, on_error: Callable[[str], None]) -> None: ...
+    def bind(self, clock: Clock, on_error: Callable[[str], None],
+             on_sync: Callable[[], None]) -> None: ...
 
     def set(self, key: str, config: BudgetConfig) -> None: ...
 
@@ -165,7 +167,8 @@ class InProcessBudgetStore:
         self._lock = threading.Lock()
         self._clock: Clock = _no_clock
 
-    def bind(self, clock: Clock, on_error: Callable[[str], None]) -> None:
+    def bind(self, clock: Clock, on_error: Callable[[str], None],
+             on_sync: Callable[[], None]) -> None:
         self._clock = clock
 
     def set(self, key: str, config: BudgetConfig) -> None:

@@ -113,7 +113,11 @@ class CostTracker(Tracker):
             self._store_errors.inc((operation,), 0)
         self._gauged: set[str] = set()  # keys with budget gauges
         self.budget_store = store
-        store.bind(self._clock, self._store_failed)
+        store.bind(self._clock, self._store_failed, self._refresh_gauges)
+
+    def _refresh_gauges(self) -> None:
+        with self._lock:
+            self._refresh()
 
     def _store_failed(self, operation: str) -> None:
         with self._lock:

@@ -231,6 +231,7 @@ class RedisBudgetStore:
         self._slo = self.client.register_script(_SLO)
         self._clock: Clock = _unbound
         self._on_error: Callable[[str], None] = lambda operation: None
+        self._on_sync: Callable[[], None] = lambda: None
         self._closed = threading.Event()
         self._start()
         os.register_at_fork(after_in_child=self._start)
@@ -252,8 +253,9 @@ class RedisBudgetStore:
         self._down = False
         self._thread: threading.Thread | None = None
 
-    def bind(self, clock: Clock, on_error: Callable[[str], None]) -> None:
-        self._clock, self._on_error = clock, on_error
+    def bind(self, clock: Clock, on_error: Callable[[str], None],
+             on_sync: Callable[[], None]) -> None:
+        self._clock, self._on_error, self._on_sync = clock, on_error, on_sync
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="fakeai-budget-sync",
                                             daemon=True)
@@ -485,6 +487,7 @@ class RedisBudgetStore:
             for name in [n for n, p in self._periods.items()
                          if id(p) not in current and p.pushed >= p.mine and p.end <= now]:
                 del self._periods[name]
+        self._on_sync()
 
     def _write_pending(self) -> None:
         """Write budgets set or removed here but not yet in Redis."""

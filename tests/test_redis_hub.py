@@ -154,3 +154,41 @@ def test_the_fleet_burn_rate_is_exported_in_multiprocess_mode(redis_server, tmp_
     finally:
         other.close()
         worker.close()
+
+
+def test_the_plugin_fixture_keeps_budgets_in_process(telemetry, redis_server, monkeypatch):
+    from fakeai_metrics.budgets import InProcessBudgetStore
+    monkeypatch.setenv("FAKEAI_METRICS_REDIS_URL", redis_server.url)
+    assert isinstance(telemetry.cost.budget_store, InProcessBudgetStore)
+
+
+def test_fleet_spend_is_not_summed_over_workers_in_multiprocess_mode(redis_server, tmp_path,
+                                                                      monkeypatch):
+    from prometheus_client import values
+
+    from fakeai_metrics.multiprocess import scrape_registry
+    from fakeai_metrics.testing import metric_value
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    pid = [201]
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid[0]))
+    workers = []
+    try:
+        for n in (201, 202):  # two workers of one replica, each writing its own files
+            pid[0] = n
+            workers.append(Telemetry(CollectorRegistry(), budget_store=redis_server.url))
+        workers[0].cost.set_budget("sk-mp", 1.0)
+        for w in workers:
+            w.cost.check_budget("sk-mp")
+        for n, w in zip((201, 202), workers):
+            pid[0] = n
+            w.record_request(endpoint="/v1/x", model="gpt-4o", latency_s=0.1,
+                             prompt_tokens=1000, completion_tokens=0, api_key="sk-mp")
+        fleet = sum(w.cost.get_cost_by_key("sk-mp")["total_cost"] for w in workers)
+        for n, w in zip((201, 202), workers):
+            pid[0] = n
+            assert w.cost.budget_store.sync()  # a sync refreshes the worker's gauges
+        spent = metric_value(scrape_registry(), "fakeai_budget_spent_usd")
+        assert spent == pytest.approx(fleet)  # the fleet's, once: not summed over the workers
+    finally:
+        for w in workers:
+            w.close()

@@ -208,6 +208,19 @@ def test_a_slow_redis_costs_one_timeout_then_nothing(fleet, redis_server):
     assert a.budget_store.available and a.check_budget("sk-slow")[0] == pytest.approx(COST)
 
 
+def test_fail_open_answers_from_what_the_process_knows(fleet, redis_server):
+    a, b = fleet(), fleet()
+    a.set_budget("sk-spent", 0.002, limit_type=BudgetLimitType.HARD)
+    a.set_budget("sk-fresh", 1.0, limit_type=BudgetLimitType.HARD)
+    b.check_budget("sk-spent")
+    spend(b, "sk-spent", 2)
+    assert b.budget_store.sync() and a.budget_store.sync()  # a now knows b's spend
+    redis_server.stop()
+    assert not a.allows("sk-spent")  # known to be spent: still refused
+    assert a.allows("sk-fresh") and a.allows("sk-unbudgeted")  # otherwise open
+    assert a.check_budget("sk-spent") == pytest.approx((0.002, 0.0, True))
+
+
 def test_fail_closed_refuses_hard_budgets_during_an_outage(fleet, redis_server):
     a = fleet(fail_closed=True)
     a.set_budget("sk-hard", 1.0, limit_type=BudgetLimitType.HARD)
