@@ -255,3 +255,22 @@ def test_the_environment_selects_redis(redis_server, monkeypatch):
         assert isinstance(t.budget_store, RedisBudgetStore)
     finally:
         t.close()
+
+
+def test_redis_never_holds_a_raw_api_key(fleet, redis_server):
+    raw = "sk-secret-0123456789abcdef"
+    a = fleet()
+    a.set_budget(raw, 1.0, period=BudgetPeriod.DAILY)
+    spend(a, raw, 3)
+    a.alias_key("sk-other-secret-42", "team-b")
+    a.set_budget("sk-other-secret-42", 2.0)
+    assert a.budget_store.sync()
+    client = redis.Redis.from_url(redis_server.url)
+    dump = []
+    for name in client.scan_iter("*"):
+        kind = client.type(name)
+        value = client.hgetall(name) if kind == b"hash" else client.get(name)
+        dump.append(repr((name, value)))
+    text = "\n".join(dump)
+    assert a.key_ids(raw) in text and "team-b" in text
+    assert raw not in text and "sk-other-secret-42" not in text
