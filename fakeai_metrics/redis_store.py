@@ -233,12 +233,7 @@ class RedisBudgetStore:
         self._on_error: Callable[[str], None] = lambda operation: None
         self._on_sync: Callable[[], None] = lambda: None
         self._closed = threading.Event()
-        self._start()
-        os.register_at_fork(after_in_child=self._start)
-
-    def _start(self) -> None:
-        """Fresh per-process state: a new id (a forked worker is a new member of the fleet)."""
-        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.process_id = _member_id()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._configs: dict[str, _Config] = {}
@@ -252,14 +247,31 @@ class RedisBudgetStore:
         self._dataset: str | None = None
         self._down = False
         self._thread: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        """In a forked child (a worker forked after the app was built): a new member of the
+        fleet, with its own id, no spend yet, the budgets the parent knew, and its own thread."""
+        self.process_id = _member_id()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._periods, self._current, self._pending = {}, {}, {}
+        for slo in self._slos:  # its SLO counts are its trackers' (a copy of the parent's ring)
+            slo._pushed = {}
+        self._dirty = False
+        self._thread = None
+        if self._clock is not _unbound:
+            self._launch()
 
     def bind(self, clock: Clock, on_error: Callable[[str], None],
              on_sync: Callable[[], None]) -> None:
         self._clock, self._on_error, self._on_sync = clock, on_error, on_sync
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="fakeai-budget-sync",
-                                            daemon=True)
-            self._thread.start()
+            self._launch()
+
+    def _launch(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fakeai-budget-sync", daemon=True)
+        self._thread.start()
 
     @property
     def available(self) -> bool:
@@ -557,6 +569,11 @@ class RedisBudgetStore:
             self._down = False
         log.warning("fakeai_metrics budget store: Redis is back; pushing this process's totals")
         return True
+
+
+def _member_id() -> str:
+    """This process's field name in the spend hashes: unique per process lifetime."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def _unbound() -> float:

@@ -6,6 +6,7 @@ in one test are two members of a fleet. The many-process claims are in test_redi
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -274,3 +275,34 @@ def test_redis_never_holds_a_raw_api_key(fleet, redis_server):
     text = "\n".join(dump)
     assert a.key_ids(raw) in text and "team-b" in text
     assert raw not in text and "sk-other-secret-42" not in text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_worker_is_a_new_member_with_its_own_sync_thread(fleet, redis_server):
+    a = fleet()
+    a.set_budget("sk-fork", 1.0)
+    spend(a, "sk-fork", 1)
+    assert a.budget_store.sync()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a gunicorn worker forked after the app was built
+        ok = False
+        try:
+            store = a.budget_store
+            alive = store._thread is not None and store._thread.is_alive()
+            spend(a, "sk-fork", 2)
+            deadline = time.monotonic() + 10  # its sync thread pushes without being asked
+            while time.monotonic() < deadline and store._periods and \
+                    any(p.pushed < p.mine for p in store._periods.values()):
+                time.sleep(0.01)
+            ok = alive and all(p.pushed == p.mine for p in store._periods.values())
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
+    client = redis.Redis.from_url(redis_server.url)
+    (name,) = list(client.scan_iter("fakeai:spent:*"))
+    assert sorted(int(v) for v in client.hvals(name)) == [1_000_000, 2_000_000]  # two members
+    assert a.check_budget("sk-fork")[0] == pytest.approx(3 * COST)
