@@ -283,7 +283,9 @@ class CostTracker(Tracker):
             return sum(u.cost for u in self._usage.values())
 
     def get_summary(self) -> dict[str, Any]:
-        """Totals by key id, model and endpoint; keys appear only as their ids."""
+        """Totals by key id, model and endpoint; keys appear only as their ids. Budgets are as
+        the store last knew them (with a shared store: as of its last sync, no round trip)."""
+        budgets = dict(self.budget_store.budgets())
         with self._lock:
             keys = list(self._usage)
             requests = sum(u.requests for u in self._usage.values())
@@ -291,13 +293,12 @@ class CostTracker(Tracker):
             "total_cost": self.get_total_cost(),
             "total_requests": requests,
             "unique_api_keys": len(keys),
-            "by_key": {k: self._key_view(k) for k in keys},
+            "by_key": {k: self._key_view(k, budgets.get(k)) for k in keys},
             "by_model": self.get_cost_by_model(),
             "by_endpoint": self.get_cost_by_endpoint(),
         }
 
-    def _key_view(self, key: str) -> dict[str, Any]:
-        budget = self.budget_store.get(key)
+    def _key_view(self, key: str, budget: Budget | None) -> dict[str, Any]:
         with self._lock:
             u = self._usage.get(key) or _KeyUsage()
             return {"total_cost": u.cost, "requests": u.requests,
