@@ -36,12 +36,14 @@ trip; Redis runs a script atomically. redis-py registers and caches the scripts 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
 import secrets
 import socket
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -247,7 +249,11 @@ class RedisBudgetStore:
         self._dataset: str | None = None
         self._down = False
         self._thread: threading.Thread | None = None
-        os.register_at_fork(after_in_child=self._forked)
+        # weakly, so a store nobody uses any more can go: at exit push what is left; in a
+        # forked child start over as a new member
+        me = weakref.ref(self)
+        atexit.register(_if_alive, me, "close")
+        os.register_at_fork(after_in_child=lambda: _if_alive(me, "_forked"))
 
     def _forked(self) -> None:
         """In a forked child (a worker forked after the app was built): a new member of the
@@ -340,7 +346,10 @@ class RedisBudgetStore:
             return rows
 
     def close(self) -> None:
-        """Push what is left (within the timeout) and stop the sync thread."""
+        """Push what is left (within the timeout) and stop the sync thread. Runs at interpreter
+        exit too; a second call does nothing."""
+        if self._closed.is_set():
+            return
         self._closed.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -569,6 +578,12 @@ class RedisBudgetStore:
             self._down = False
         log.warning("fakeai_metrics budget store: Redis is back; pushing this process's totals")
         return True
+
+
+def _if_alive(ref: weakref.ReferenceType[RedisBudgetStore], method: str) -> None:
+    store = ref()
+    if store is not None:
+        getattr(store, method)()
 
 
 def _member_id() -> str:

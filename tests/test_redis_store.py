@@ -306,3 +306,26 @@ def test_a_forked_worker_is_a_new_member_with_its_own_sync_thread(fleet, redis_s
     (name,) = list(client.scan_iter("fakeai:spent:*"))
     assert sorted(int(v) for v in client.hvals(name)) == [1_000_000, 2_000_000]  # two members
     assert a.check_budget("sk-fork")[0] == pytest.approx(3 * COST)
+
+
+def test_a_process_that_exits_without_close_pushes_its_spend(redis_server):
+    import subprocess
+    import sys
+    code = (
+        "import sys\n"
+        "from prometheus_client import CollectorRegistry\n"
+        "from fakeai_metrics import CostTracker, Price\n"
+        "from fakeai_metrics.redis_store import RedisBudgetStore\n"
+        "store = RedisBudgetStore(sys.argv[1], push_interval=60, sync_interval=60)\n"
+        "t = CostTracker(registry=CollectorRegistry(), prices={'m': Price(1.0, 2.0)},\n"
+        "                budget_store=store)\n"
+        "t.set_budget('sk-exit', 1.0)\n"
+        "for _ in range(3):\n"
+        "    t.record_usage('sk-exit', 'm', '/v1/chat/completions', 1000, 0)\n"
+        "# no close(), and the sync thread waits a minute: only the exit hook can push\n")
+    done = subprocess.run([sys.executable, "-c", code, redis_server.url], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    client = redis.Redis.from_url(redis_server.url)
+    assert sum(int(v) for name in client.scan_iter("fakeai:spent:*")
+               for v in client.hvals(name)) == 3 * round(COST * NANO)
