@@ -14,6 +14,8 @@ Data model (``P`` is the prefix, ``fakeai`` by default):
 - ``P:dataset`` (string): a random id set by the first process that finds it missing. A process
   that sees it change (Redis restarted empty, or flushed) writes again every total and budget it
   knows, so the fleet total is exact again once every live process has synced.
+- ``P:slo:{name}:{slot}`` (hash, with ``shared_slo``): process id -> ``requests,errors`` of that
+  ten-second slot, absolute like spend; it expires when the longest burn-rate window has passed.
 
 Hot paths do no I/O: ``add`` (each billed request) only raises the in-memory total and wakes the
 sync thread, which pushes totals and pulls every budget and its fleet spend, once per
@@ -27,8 +29,8 @@ store down and counts ``fakeai_budget_store_errors_total``; until the sync threa
 PING every ``probe_interval``) succeeds no call waits on Redis again: answers come from what the
 process knows (last fleet figures + its own spend), ``allows`` fails open (or closed, with
 ``fail_closed=True``: False for every key with a hard budget), and ``set``/``remove`` are applied
-locally and written once Redis is back. Spend is never lost by an outage: the process's absolute
-totals are pushed when the probe succeeds.
+locally and written once Redis is back. An outage loses no spend of a process that outlives it:
+the process's absolute totals are pushed when the probe succeeds.
 
 Why Lua and not MULTI: the max-then-sum has to read before it writes, atomically, in one round
 trip; Redis runs a script atomically. redis-py registers and caches the scripts (EVALSHA).
