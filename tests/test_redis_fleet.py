@@ -110,7 +110,7 @@ def set_budget(url: str, limit: float, hard: bool) -> None:
 @pytest.mark.slow
 def test_eight_processes_on_one_hard_budget_stay_within_the_overspend_bound(redis_server,
                                                                             tmp_path):
-    limit_nano = 300 * COST_NANO  # 0.3 USD: 300 requests
+    limit_nano = 2000 * COST_NANO  # 2 USD: 2000 requests
     set_budget(redis_server.url, limit_nano / 1e9, hard=True)
     reports = run_fleet(redis_server.url, "hammer", tmp_path)
     billed = sum(r["billed"] for r in reports)
