@@ -408,7 +408,7 @@ class RedisBudgetStore:
         try:
             fn(*args)
             return True
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, ValueError) as exc:  # ValueError: foreign data
             self._failed(operation, exc)
             return False
 

@@ -222,6 +222,15 @@ def test_fail_open_answers_from_what_the_process_knows(fleet, redis_server):
     assert a.check_budget("sk-spent") == pytest.approx((0.002, 0.0, True))
 
 
+def test_foreign_data_under_the_prefix_never_raises(fleet, redis_server):
+    a = fleet()
+    a.set_budget("sk-ok", 1.0)
+    client = redis.Redis.from_url(redis_server.url)
+    client.hset("fakeai:budgets", a.key_ids("sk-bad"), "not a budget")
+    assert a.allows("sk-bad")  # answered from what it knows; counted as a failure
+    assert errors(a) == 1 and not a.budget_store.available
+
+
 def test_fail_closed_refuses_hard_budgets_during_an_outage(fleet, redis_server):
     a = fleet(fail_closed=True)
     a.set_budget("sk-hard", 1.0, limit_type=BudgetLimitType.HARD)
