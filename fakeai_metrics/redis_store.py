@@ -172,6 +172,14 @@ class _Config:
         return (f"{c.period.value}|{c.limit_type.value}|{c.limit!r}|{c.alert_threshold!r}")
 
     @classmethod
+    def parse(cls, text: str | bytes) -> "_Config | None":
+        """The budget stored as ``text``; None for anything else found under the prefix."""
+        try:
+            return cls.decode(text)
+        except ValueError:  # also UnicodeDecodeError
+            return None
+
+    @classmethod
     def decode(cls, text: str | bytes) -> "_Config":
         if isinstance(text, bytes):
             text = text.decode()
@@ -408,7 +416,7 @@ class RedisBudgetStore:
         try:
             fn(*args)
             return True
-        except (redis.RedisError, OSError, ValueError) as exc:  # ValueError: foreign data
+        except (redis.RedisError, OSError) as exc:
             self._failed(operation, exc)
             return False
 
@@ -465,7 +473,7 @@ class RedisBudgetStore:
             if not self._seen(dataset, periods, sent, others):
                 self._sync_all()
                 return
-            fresh = _Config.decode(raw) if raw else None
+            fresh = _Config.parse(raw) if raw else None
             with self._lock:
                 if key in self._pending or self._written != written:
                     return  # a local change not written yet, or written since, wins
@@ -495,7 +503,8 @@ class RedisBudgetStore:
             self._sync_all()  # the dataset is set now, so this runs once
             return
         pairs = raw or []
-        fresh = {pairs[i].decode(): _Config.decode(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+        parsed = {pairs[i].decode(): _Config.parse(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+        fresh = {key: stored for key, stored in parsed.items() if stored is not None}
         with self._lock:
             if self._written != written:
                 return  # a budget was written meanwhile: this answer may predate it
