@@ -118,6 +118,9 @@ BUDGET_SPENT = _m("budget_spent_usd", "gauge", "USD", ("api_key",), "cost",
 BUDGET_THRESHOLD = _m("budget_alert_threshold_ratio", "gauge", "ratio", ("api_key",), "cost",
                       "Fraction of the limit at which the budget alert fires.",
                       multiprocess_mode="mostrecent")
+BUDGET_STORE_ERRORS = _m("budget_store_errors_total", "counter", "errors", ("operation",), "cost",
+                         "Budget store calls that failed (a shared store down or slow); the "
+                         "process answered from what it knew and kept its spend to push later.")
 
 # --- MetricsTracker: the per-endpoint view -------------------------------------------------------
 ENDPOINT_REQUESTS = _m("endpoint_requests_total", "counter", "requests", ("endpoint",),

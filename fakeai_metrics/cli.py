@@ -17,6 +17,7 @@ EPILOG = """examples:
   fakeai-metrics demo                       fake OpenAI API + load + /metrics on :9464
   fakeai-metrics demo --rps 50 --duration 120 --seed 1
   fakeai-metrics demo --slos fakeai_metrics/examples/latency-slos.yml
+  fakeai-metrics demo --redis-url redis://127.0.0.1:6379/0   budgets shared through Redis
   fakeai-metrics serve --port 9464          /metrics only (multiprocess-aware)
   fakeai-metrics rules --objective 0.995    regenerate grafana/alerts/
   fakeai-metrics dashboards                 regenerate grafana/dashboards/
@@ -91,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--slos", metavar="FILE",
                       help="latency SLO spec (YAML) to judge requests against, e.g. "
                            "fakeai_metrics/examples/latency-slos.yml")
+    demo.add_argument("--redis-url", default=None, metavar="URL",
+                      help="share budgets with every process on this Redis (redis://host:port/db; "
+                      "default: $FAKEAI_METRICS_REDIS_URL, else this process only)")
 
     serve = sub.add_parser("serve", help="serve /metrics only",
                            description="Serve /metrics of this process (or, with "
@@ -151,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(demo.run(port=args.port, addr=args.addr, rps=args.rps,
                              duration=args.duration, seed=args.seed, error_rate=args.error_rate,
-                             slos=slos))
+                             slos=slos, budget_store=args.redis_url))
     except KeyboardInterrupt:
         pass
     return 0

@@ -7,11 +7,14 @@ month) and roll over lazily when the injectable wall clock passes a boundary: no
 A soft budget only reports; a hard budget also makes ``allows(api_key)`` return False once spent,
 so a gateway can refuse before serving. Either way a call to ``record_usage`` records what was
 spent: the tokens were already used.
+
+Budgets and their spend live in a ``BudgetStore`` (``budgets.py``): this process's memory by
+default, or Redis (``redis_store.py``) to make them fleet-wide across workers and replicas.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,38 +23,17 @@ from typing import Any, Mapping, NamedTuple
 
 from . import catalog as c
 from . import validation as v
+from .budgets import (STORE_OPERATIONS, Budget, BudgetConfig, BudgetLimitType, BudgetPeriod,
+                      BudgetStore, open_store, period_start)
 from .keys import KeyIds, scrub_path
 from .pricing import Price, PriceTable
-from .tracker import Tracker
+from .tracker import Tracker, _make
 
 
 #: The key id of usage recorded without an API key.
 ANONYMOUS = "anonymous"
 
-
-class BudgetPeriod(str, Enum):
-    NEVER = "never"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-    MONTHLY = "monthly"
-
-
-class BudgetLimitType(str, Enum):
-    SOFT = "soft"
-    HARD = "hard"
-
-
-def period_start(period: BudgetPeriod, now: float) -> float:
-    """Start (epoch seconds, UTC) of the budget period that contains ``now``."""
-    if period is BudgetPeriod.NEVER:
-        return 0.0
-    day = dt.datetime.fromtimestamp(now, dt.timezone.utc).replace(
-        hour=0, minute=0, second=0, microsecond=0)
-    if period is BudgetPeriod.WEEKLY:
-        day -= dt.timedelta(days=day.weekday())
-    elif period is BudgetPeriod.MONTHLY:
-        day = day.replace(day=1)
-    return day.timestamp()
+__all__ = ["ANONYMOUS", "Budget", "BudgetLimitType", "BudgetPeriod", "CostTracker", "period_start"]
 
 
 def _enum(kind: type[Enum], name: str, value: object) -> Any:
@@ -60,33 +42,6 @@ def _enum(kind: type[Enum], name: str, value: object) -> Any:
     except ValueError:
         allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
         raise v.InvalidMetricInput(f"{name} must be one of {allowed}, got {value!r}") from None
-
-
-@dataclass
-class Budget:
-    limit: float
-    period: BudgetPeriod
-    limit_type: BudgetLimitType
-    alert_threshold: float
-    started: float
-    spent: float = 0.0
-
-    def roll(self, now: float) -> None:
-        start = period_start(self.period, now)
-        if start > self.started:
-            self.started, self.spent = start, 0.0
-
-    def view(self) -> dict[str, Any]:
-        remaining = self.limit - self.spent
-        return {
-            "limit": self.limit, "used": self.spent, "remaining": remaining,
-            "percentage": self.spent / self.limit * 100 if self.limit else math.inf,
-            "period": self.period.value, "limit_type": self.limit_type.value,
-            "alert_threshold": self.alert_threshold,
-            "over_threshold": self.spent >= self.limit * self.alert_threshold,
-            "over_limit": self.spent >= self.limit,
-            "period_start": self.started,
-        }
 
 
 @dataclass
@@ -133,22 +88,47 @@ class CostTracker(Tracker):
 
     def __init__(self, *, prices: Mapping[str, Price] | None = None,
                  fallback_price: Price | None = None, key_ids: KeyIds | None = None,
-                 **kwargs: Any) -> None:
+                 budget_store: BudgetStore | str | None = None, **kwargs: Any) -> None:
+        """``budget_store``: where budgets and their spend live (``budgets.open_store``): a
+        ``redis://`` URL or a store object makes them fleet-wide; None uses
+        ``$FAKEAI_METRICS_REDIS_URL`` when set, else this process's memory."""
         if key_ids is not None and not isinstance(key_ids, KeyIds):
             raise v.InvalidMetricInput(f"key_ids must be a KeyIds, got {type(key_ids).__name__}")
         prices_table = PriceTable(prices, fallback_price)
+        store = open_store(budget_store)  # before registering: a bad store changes nothing
         super().__init__(**kwargs)
         self.prices = prices_table
         self.key_ids = key_ids or KeyIds()
         self._usage: dict[str, _KeyUsage] = {}
         self._routes: dict[str, _ModelRoute] = {}
-        self._budgets: dict[str, Budget] = {}
+        if store.fleet_wide and self.multiprocess:
+            # every worker exports the fleet's figure: keep the latest, do not sum them
+            spec = dataclasses.replace(c.BUDGET_SPENT, multiprocess_mode="livemostrecent")
+            self._instruments[spec.name] = _make(spec, None, self.namespace)
         self._cost = self._instrument(c.COST)
         self._tokens = self._instrument(c.TOKENS)
         self._unpriced = self._instrument(c.UNPRICED)
         self._limit = self._instrument(c.BUDGET_LIMIT)
         self._spent = self._instrument(c.BUDGET_SPENT)
         self._threshold = self._instrument(c.BUDGET_THRESHOLD)
+        self._store_errors = self._instrument(c.BUDGET_STORE_ERRORS)
+        for operation in STORE_OPERATIONS:  # series from zero, so rate() sees the first one
+            self._store_errors.inc((operation,), 0)
+        self._gauged: set[str] = set()  # keys with budget gauges
+        self.budget_store = store
+        store.bind(self._clock, self._store_failed, self._refresh_gauges)
+
+    def _refresh_gauges(self) -> None:
+        with self._lock:
+            self._refresh()
+
+    def _store_failed(self, operation: str) -> None:
+        with self._lock:
+            self._store_errors.inc((operation,))
+
+    def close(self) -> None:
+        """Hand the budget store what is left to write and stop its thread (a shared store)."""
+        self.budget_store.close()
 
     def alias_key(self, api_key: str, alias: str) -> None:
         """Report ``api_key`` as ``alias`` from now on (set it before the key's first use)."""
@@ -171,12 +151,10 @@ class CostTracker(Tracker):
             v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise v.InvalidMetricInput(f"metadata must be a mapping, got {type(metadata).__name__}")
-        if api_key is None:
-            key = ANONYMOUS
-        else:
-            key = self.limits.api_key(self.key_ids(api_key))
-            if api_key in endpoint:
-                endpoint = scrub_path(endpoint, api_key)
+        kid = ANONYMOUS if api_key is None else self.key_ids(api_key)
+        key = kid if api_key is None else self.limits.api_key(kid)
+        if api_key is not None and api_key in endpoint:
+            endpoint = scrub_path(endpoint, api_key)
         endpoint = self.limits.endpoint(endpoint)
         route = self._routes.get(model) or self._route(model)
         cost = route.price.cost(prompt_tokens, completion_tokens, cached_tokens)
@@ -196,11 +174,9 @@ class CostTracker(Tracker):
                 tokens.inc(route.cached, cached_tokens)
             if not route.known:
                 self._unpriced.inc(route.unpriced)
-            budget = self._budgets.get(key)
-            if budget is not None:
-                budget.roll(self._clock())
-                budget.spent += cost
-                self._spent.set((key,), budget.spent)
+            spent = self.budget_store.add(kid, cost)
+            if spent is not None:
+                self._spent.set((kid,), spent)
         finally:
             lock.release()
         if self._otel is not None:
@@ -220,8 +196,7 @@ class CostTracker(Tracker):
         from .otel import CostInstruments
 
         def budgets() -> list[tuple[str, float, float]]:
-            with self._lock:
-                return self._budget_rows()
+            return [(key, b.limit, b.spent) for key, b in self.budget_store.budgets()]
 
         return CostInstruments(meter, provider_name, lambda: self._snapshot(c.COST), budgets)
 
@@ -241,58 +216,50 @@ class CostTracker(Tracker):
         period = _enum(BudgetPeriod, "period", period)
         limit_type = _enum(BudgetLimitType, "limit_type", limit_type)
         key = self.limits.admit("api_key", key, force=True)  # a budgeted key is always shown
-        now = self._clock()
+        self.budget_store.set(key, BudgetConfig(limit, period, limit_type, alert_threshold))
+        budget = self.budget_store.get(key)
         with self._lock:
-            old = self._budgets.get(key)
-            budget = Budget(limit, period, limit_type, alert_threshold, period_start(period, now))
-            if old is not None and old.period is period:
-                old.roll(now)
-                budget.spent = old.spent
-            self._budgets[key] = budget
-            self._set_budget_gauges(key, budget)
+            if budget is not None:
+                self._set_budget_gauges(key, budget)
 
     def remove_budget(self, api_key: str) -> None:
         key = self.key_ids(v.label("api_key", api_key))
+        self.budget_store.remove(key)
         with self._lock:
-            self._budgets.pop(key, None)
-            for gauge in (self._limit, self._spent, self._threshold):
-                gauge.remove((key,))
+            self._remove_budget_gauges(key)
+
+    def _remove_budget_gauges(self, key: str) -> None:
+        self._gauged.discard(key)
+        for gauge in (self._limit, self._spent, self._threshold):
+            gauge.remove((key,))
 
     def _set_budget_gauges(self, key: str, budget: Budget) -> None:
+        self._gauged.add(key)
         self._limit.set((key,), budget.limit)
         self._spent.set((key,), budget.spent)
         self._threshold.set((key,), budget.alert_threshold)
 
     # --- reading -----------------------------------------------------------------------------
 
-    def _budget(self, key: str) -> Budget | None:
-        budget = self._budgets.get(key)
-        if budget is not None:
-            budget.roll(self._clock())
-        return budget
-
     def check_budget(self, api_key: str) -> tuple[float, float, bool]:
         """(used, remaining, over_limit); a key without a budget gives (0.0, inf, False)."""
-        with self._lock:
-            budget = self._budget(self.key_ids(api_key))
-            if budget is None:
-                return 0.0, math.inf, False
-            return budget.spent, budget.limit - budget.spent, budget.spent >= budget.limit
+        budget = self.budget_store.get(self.key_ids(api_key))
+        if budget is None:
+            return 0.0, math.inf, False
+        return budget.spent, budget.limit - budget.spent, budget.spent >= budget.limit
 
     def allows(self, api_key: str) -> bool:
-        """False only for a hard budget already spent: a gateway's check before serving."""
-        with self._lock:
-            budget = self._budget(self.key_ids(api_key))
-            return (budget is None or budget.limit_type is BudgetLimitType.SOFT
-                    or budget.spent < budget.limit)
+        """False only for a hard budget already spent: a gateway's check before serving.
+        With a shared store the spend is the fleet's (see README, "Running a fleet")."""
+        return self.budget_store.allows(self.key_ids(api_key))
 
     def get_cost_by_key(self, api_key: str | None) -> dict[str, Any]:
         """Usage of one key; a key beyond the ``api_keys`` cap reads the ``__other__`` row."""
         key = ANONYMOUS if api_key is None else \
             self.limits.label_of("api_key", self.key_ids(api_key))
+        budget = self.budget_store.get(key)
         with self._lock:
             u = self._usage.get(key) or _KeyUsage()
-            budget = self._budget(key)
             return {
                 "api_key": key,
                 "total_cost": u.cost,
@@ -324,7 +291,9 @@ class CostTracker(Tracker):
             return sum(u.cost for u in self._usage.values())
 
     def get_summary(self) -> dict[str, Any]:
-        """Totals by key id, model and endpoint; keys appear only as their ids."""
+        """Totals by key id, model and endpoint; keys appear only as their ids. Budgets are as
+        the store last knew them (with a shared store: as of its last sync, no round trip)."""
+        budgets = dict(self.budget_store.budgets())
         with self._lock:
             keys = list(self._usage)
             requests = sum(u.requests for u in self._usage.values())
@@ -332,15 +301,14 @@ class CostTracker(Tracker):
             "total_cost": self.get_total_cost(),
             "total_requests": requests,
             "unique_api_keys": len(keys),
-            "by_key": {k: self._key_view(k) for k in keys},
+            "by_key": {k: self._key_view(k, budgets.get(k)) for k in keys},
             "by_model": self.get_cost_by_model(),
             "by_endpoint": self.get_cost_by_endpoint(),
         }
 
-    def _key_view(self, key: str) -> dict[str, Any]:
+    def _key_view(self, key: str, budget: Budget | None) -> dict[str, Any]:
         with self._lock:
             u = self._usage.get(key) or _KeyUsage()
-            budget = self._budget(key)
             return {"total_cost": u.cost, "requests": u.requests,
                     "budget": budget.view() if budget else None}
 
@@ -362,14 +330,13 @@ class CostTracker(Tracker):
             for series in [k for k in self._cost.values if k[0] == key]:
                 del self._cost.values[series]
 
-    def _budget_rows(self) -> list[tuple[str, float, float]]:
-        """(key id, limit, spent) of every budget in its current period; call under the lock."""
-        rows = []
-        for key in self._budgets:
-            budget = self._budget(key)
-            rows.append((key, budget.limit, budget.spent))
-        return rows
-
     def _refresh(self) -> None:
-        for key in self._budgets:
-            self._set_budget_gauges(key, self._budget(key))
+        """Budget gauges from the store's current figures (fleet-wide with a shared store);
+        a budget removed elsewhere loses its series here."""
+        rows = self.budget_store.budgets()
+        for key in self._gauged - {key for key, _ in rows}:
+            self._remove_budget_gauges(key)
+        for key, budget in rows:
+            if key not in self._gauged:
+                self.limits.admit("api_key", key, force=True)
+            self._set_budget_gauges(key, budget)

@@ -441,11 +441,13 @@ def _cost(p: _PromQL, tags: list[str]) -> _Board:
                    "thresholds, and where each budget is heading this month.", tags)
     key = c.COST.labels[0]  # api_key
     per_hour = " * 3600"
-    spent, limit = p.sel(c.BUDGET_SPENT), p.sel(c.BUDGET_LIMIT)
-    threshold = p.sel(c.BUDGET_THRESHOLD)
+    # max over instances, as the budget rules do: with the Redis store every instance reports
+    # the fleet's spend; with in-process stores the fullest instance is the one that refuses
+    spent, limit, threshold = (f"max by ({key}) ({p.sel(m)})"
+                               for m in (c.BUDGET_SPENT, c.BUDGET_LIMIT, c.BUDGET_THRESHOLD))
     used = f"{spent} / {limit}"
     over = f"{used} >= {threshold}"
-    match = f"on (job, instance, {key})"
+    match = f"on ({key})"
     usd = _unit(c.COST)
 
     board.row("Spend")
@@ -512,10 +514,10 @@ def _cost(p: _PromQL, tags: list[str]) -> _Board:
         f"`{rules.spend_rate_record('1h', p.ns)}`) x the seconds left in the UTC calendar month, "
         f"per budgeted key (solid), against its limit (dashed). Assumes monthly budgets; keys "
         f"without a budget have no series.", usd,
-        [_Query(f"{p.sum(c.BUDGET_SPENT, key)} ({spent}) + sum by ({key}) "
+        [_Query(f"{spent} + sum by ({key}) "
                 f"({p.record(rules.spend_rate_record('1h', p.ns))}) * {_SECONDS_LEFT_IN_MONTH}",
                 f"{{{{{key}}}}} projected"),
-         _Query(f"{p.sum(c.BUDGET_LIMIT, key)} ({limit})", f"{{{{{key}}}}} limit")],
+         _Query(limit, f"{{{{{key}}}}} limit")],
         dashed_refs=("B",), min_val=0))
     return board
 

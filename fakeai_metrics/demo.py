@@ -205,15 +205,16 @@ def status_line(telemetry: Telemetry, started: float) -> str:
 async def run(port: int = 9464, addr: str = "127.0.0.1", rps: float = 20.0,
               duration: float = 0.0, seed: int | None = None, error_rate: float = 0.02,
               registry: CollectorRegistry = REGISTRY, out: Any = sys.stdout,
-              slos: SLOSource | None = None) -> Telemetry:
+              slos: SLOSource | None = None, budget_store: str | None = None) -> Telemetry:
     """Serve the fake API and ``/metrics`` on ``addr:port`` and drive it until stopped.
 
     ``slos``: latency SLOs (or a spec file) to judge every request against; the status line
-    then shows each one's good ratio and goodput over the last five minutes."""
+    then shows each one's good ratio and goodput over the last five minutes. ``budget_store``
+    (a ``redis://`` URL) shares the budgets with other demos on that Redis."""
     import uvicorn
 
     rng = random.Random(seed)
-    telemetry = Telemetry(registry=registry, slos=slos)
+    telemetry = Telemetry(registry=registry, slos=slos, budget_store=budget_store)
     setup_keys(telemetry)
     app = build_app(telemetry, registry, rng, error_rate)
     server = uvicorn.Server(uvicorn.Config(app, host=addr, port=port, log_level="warning",
@@ -241,5 +242,6 @@ async def run(port: int = 9464, addr: str = "127.0.0.1", rps: float = 20.0,
         await driver
         server.should_exit = True
         await serving
+        telemetry.close()
         print("\nstopped.", file=out)
     return telemetry

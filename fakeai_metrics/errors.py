@@ -14,6 +14,7 @@ shapes scrubbed (``clip_message``).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from collections import OrderedDict, deque
@@ -24,7 +25,7 @@ from . import catalog as c
 from . import validation as v
 from .keys import KeyIds, scrub_path
 from .slo import SLOStatus, burn_rate
-from .tracker import Tracker
+from .tracker import Tracker, _make
 from .windows import Ring
 
 UNKNOWN_MODEL = "unknown"
@@ -146,6 +147,7 @@ class ErrorMetricsTracker(Tracker):
         self._objective = self._instrument(c.SLO_OBJECTIVE)
         self._burn = self._instrument(c.SLO_BURN_RATE)
         self._objective.set((slo_name,), error_budget_slo)
+        self._shared: Any = None  # the fleet's counts per slot (share_slo)
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -330,10 +332,40 @@ class ErrorMetricsTracker(Tracker):
             self._requests.clear()
             self._errors.clear()
 
+    def share_slo(self, store: Any) -> None:
+        """Count the SLO over the fleet sharing ``store`` (a ``RedisBudgetStore``):
+        ``get_slo_status``, ``get_burn_rates`` and the burn-rate gauge then include every
+        process's requests (as of the store's last SLO sync), and the gauge is exported in
+        multiprocess mode too (each worker exports the fleet's figure)."""
+        if not callable(getattr(store, "share_slo", None)):
+            raise v.InvalidMetricInput(f"store must be a shared budget store (RedisBudgetStore), "
+                                       f"got {type(store).__name__}")
+        if self.multiprocess:
+            spec = replace(c.SLO_BURN_RATE, multiprocess_mode="livemostrecent")
+            self._burn = self._instruments[spec.name] = _make(spec, None, self.namespace)
+
+        def local() -> list[tuple[int, tuple[int, int]]]:
+            with self._lock:
+                return [(n, (slot[0], slot[1])) for n, slot in self._ring.held()]
+
+        def on_sync() -> None:
+            with self._lock:
+                self._refresh()
+
+        slots = math.ceil(self._ring.window / _SLOT_SECONDS) + 1
+        self._shared = store.share_slo(self.slo_name, local, _SLOT_SECONDS, slots, on_sync)
+
     def _window_counts(self, seconds: float) -> tuple[int, int]:
         """(requests, errors) over the last ``seconds``; call under the lock."""
-        slots, _ = self._ring.recent(self._clock(), seconds)
-        return sum(s[0] for s in slots), sum(s[1] for s in slots)
+        now = self._clock()
+        slots, _ = self._ring.recent(now, seconds)
+        total, errors = sum(s[0] for s in slots), sum(s[1] for s in slots)
+        if self._shared is not None:
+            oldest, current = self._ring.epochs(now, seconds)
+            for n, (t, e) in self._shared.others.items():
+                if oldest <= n <= current:
+                    total, errors = total + t, errors + e
+        return total, errors
 
     def _burn_rates(self) -> dict[str, float]:
         """Burn rate per exported window; call under the lock."""

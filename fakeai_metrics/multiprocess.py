@@ -8,7 +8,9 @@ workers. Gauges combine as the catalog's ``multiprocess_mode`` says: open stream
 spend are summed over live workers (``livesum``), budget limits and thresholds and the SLO
 objective take the most recent value. The burn-rate gauge is per-process state and is not
 exported in this mode; the generated recording rules compute it fleet-wide from
-``fakeai_requests_total``.
+``fakeai_requests_total``. With the Redis budget store (``redis_store``) budget spend and, with
+``shared_slo``, the burn rate are already the fleet's in every worker: those gauges then take the
+most recent worker's value (``livemostrecent``) instead.
 
 In this mode ``reset()``/``clear_history()`` reset the in-process views only: files never go back.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
+from .budgets import InProcessBudgetStore
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
@@ -32,7 +33,9 @@ def metrics_clock() -> ManualClock:
 
 @pytest.fixture
 def telemetry(metrics_registry: CollectorRegistry, metrics_clock: ManualClock) -> Telemetry:
-    return Telemetry(registry=metrics_registry, clock=metrics_clock, wall_clock=metrics_clock)
+    # budgets in the test's own memory, even with $FAKEAI_METRICS_REDIS_URL set: tests stay apart
+    return Telemetry(registry=metrics_registry, clock=metrics_clock, wall_clock=metrics_clock,
+                     budget_store=InProcessBudgetStore())
 
 
 # The tracker fixtures are the ``telemetry`` fixture's own trackers, so a test may ask for any

@@ -433,18 +433,25 @@ def _budget_rules(s: _Spec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
             and key_label in c.COST.labels):
         raise RuntimeError("catalog: the budget gauges and the cost counter must share a key label")
 
-    # Each description first names the alert's own series, then reads the other gauges of it.
-    series = (f'{{{{ $series := printf "{{job=%q,instance=%q,{key_label}=%q}}" $labels.job '
-              f"$labels.instance $labels.{key_label} -}}}} ")
+    # One figure per job and key however many instances report it: with a shared (Redis) store
+    # every instance exports the fleet's spend, so a sum would multiply it; with in-process
+    # stores each instance enforces its own budget, so the fullest one is the one to alert on.
+    by = f"max by (job, {key_label})"
+    spent, limit, threshold = (f"{by} ({m})" for m in (spent, limit, threshold))
+
+    # Each description first names the alert's own job and key, then reads the other gauges.
+    series = (f'{{{{ $series := printf "{{job=%q,{key_label}=%q}}" $labels.job '
+              f"$labels.{key_label} -}}}} ")
 
     def value_of(metric: str, fmt: str = 'printf "%.2f"') -> str:
-        return (f'{{{{ with query (print "{metric}" $series) }}}}'
+        return (f'{{{{ with query (print "max({metric}" $series ")") }}}}'
                 f"{{{{ . | first | value | {fmt} }}}}{{{{ end }}}}")
 
     key = f"{{{{ $labels.{key_label} }}}}"
     used = "{{ $value | humanizePercentage }}"
-    spent_text = (f"API key {key} on {{{{ $labels.instance }}}} has spent {used} of its budget "
-                  f"for the current period ({value_of(spent)} USD of {value_of(limit)} USD)")
+    spent_text = (f"API key {key} has spent {used} of its budget for the current period "
+                  f"({value_of(s.metric(c.BUDGET_SPENT))} USD of "
+                  f"{value_of(s.metric(c.BUDGET_LIMIT))} USD)")
     recording = [
         {"record": budget_used_record(s.ns), "expr": f"{spent} / {limit}"},
         *({"record": spend_rate_record(w, s.ns),
@@ -457,7 +464,7 @@ def _budget_rules(s: _Spec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
          "annotations": {
              "summary": f"API key {key} has used {used} of its budget",
              "description": (f"{series}{spent_text}, at or above its alert threshold of "
-                             f"{value_of(threshold, 'humanizePercentage')}."),
+                             f"{value_of(s.metric(c.BUDGET_THRESHOLD), 'humanizePercentage')}."),
              "runbook_url": s.runbook_url(ALERT_BUDGET_THRESHOLD),
          }},
         {"alert": ALERT_BUDGET_EXCEEDED,
@@ -547,7 +554,9 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
         "",
         f"Per-API-key budgets: {ALERT_BUDGET_THRESHOLD} at the key's alert threshold,",
         f"{ALERT_BUDGET_EXCEEDED} at its limit. Keys without a budget export no budget series,",
-        "so they never alert.",
+        "so they never alert. Figures are taken per job and key with max over instances: with",
+        "the Redis budget store every instance reports the fleet's spend (a sum would multiply",
+        "it); with in-process stores each instance enforces its own budget (the fullest alerts).",
     ]
     budget_recording, budget_alerts = _budget_rules(s)
     # One group a file: a group evaluates its rules in order, so each alert reads the ratios

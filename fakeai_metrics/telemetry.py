@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import validation as v
 from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
+from .budgets import BudgetStore, open_store
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
@@ -44,6 +45,9 @@ class Telemetry:
     ``slos`` (``LatencySLO``s, or the path of a YAML spec for ``load_slos``) are judged on every
     finished request they match (``goodput``, ``slo_status``); ``slo_window_seconds`` is the
     window of ``slo_status``.
+    ``budget_store`` is the cost tracker's (a ``redis://`` URL makes budgets fleet-wide; see
+    ``CostTracker``). ``shared_slo=True`` also counts the availability SLO (status, burn-rate
+    gauge) over every process on that store (``ErrorMetricsTracker.share_slo``).
     """
 
     def __init__(self, registry: CollectorRegistry = REGISTRY,
@@ -53,7 +57,9 @@ class Telemetry:
                  wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,
                  label_limits: Mapping[str, int] | None = None,
                  genai_provider: str = "openai", slos: SLOSource | None = None,
-                 slo_window_seconds: float = 300) -> None:
+                 slo_window_seconds: float = 300,
+                 budget_store: BudgetStore | str | None = None,
+                 shared_slo: bool = False) -> None:
         # Everything that can be refused is checked before anything registers, so a corrected
         # retry on the same registry works.
         v.ratio("slo_objective", slo_objective, high_closed=False)
@@ -70,6 +76,11 @@ class Telemetry:
         checked = {name: v.bounds(f"buckets[{name!r}]", b) for name, b in (buckets or {}).items()}
         latency_slos = resolve(slos)
         check_window(slo_window_seconds, "slo_window_seconds")
+        if not isinstance(shared_slo, bool):
+            raise v.InvalidMetricInput(f"shared_slo must be a bool, got {type(shared_slo).__name__}")
+        budget_store = open_store(budget_store)
+        if shared_slo and not hasattr(budget_store, "share_slo"):  # (an in-process store)
+            raise v.InvalidMetricInput("shared_slo needs a shared budget_store (a redis:// URL)")
         self.registry = registry
         self.key_ids = KeyIds()
         self.limits = limits_for(registry, namespace, **(label_limits or {}))
@@ -85,11 +96,18 @@ class Telemetry:
                                           buckets=mine("models"), **common)
         self.errors = ErrorMetricsTracker(error_budget_slo=slo_objective, clock=wall_clock,
                                           key_ids=self.key_ids, **common)
-        self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids, **common)
+        self.cost = CostTracker(clock=wall_clock, prices=prices, key_ids=self.key_ids,
+                                budget_store=budget_store, **common)
         self.goodput = GoodputTracker(latency_slos, window_seconds=slo_window_seconds,
                                       clock=clock, **common)
+        if shared_slo:
+            self.errors.share_slo(budget_store)
         self._stream_routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Flush and stop what runs in the background (a shared budget store's sync thread)."""
+        self.cost.close()
 
     def now(self) -> float:
         """The streams' clock: pass its value as ``start_stream(started_at=...)``."""

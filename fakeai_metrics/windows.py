@@ -48,13 +48,21 @@ class Ring(Generic[T]):
 
     def recent(self, now: float, seconds: float | None = None) -> tuple[list[T], float]:
         """Slots of the last ``seconds`` (default: the window) and the seconds they cover."""
-        seconds = self.window if seconds is None else min(seconds, self.window)
-        current = int(now // self.width)
-        whole = max(0, math.ceil(seconds / self.width) - 1)
-        oldest = current - whole
+        oldest, current = self.epochs(now, seconds)
+        whole = current - oldest
         covered = max(self.width, whole * self.width + (now - current * self.width))
         slots = [s for e, s in zip(self._epochs, self._slots) if oldest <= e <= current]
         return slots, covered
+
+    def epochs(self, now: float, seconds: float | None = None) -> tuple[int, int]:
+        """(oldest, current) slot numbers (``now // width``) that ``recent`` covers."""
+        seconds = self.window if seconds is None else min(seconds, self.window)
+        current = int(now // self.width)
+        return current - max(0, math.ceil(seconds / self.width) - 1), current
+
+    def held(self) -> list[tuple[int, T]]:
+        """(slot number, slot) of every slot in use, for a copy of the state."""
+        return [(e, s) for e, s in zip(self._epochs, self._slots) if e >= 0]
 
     def clear(self) -> None:
         self._epochs = [-1] * len(self._slots)

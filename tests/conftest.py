@@ -1,4 +1,5 @@
-"""Shared test helpers: external binaries (promtool, prometheus, openssl) some tests need."""
+"""Shared test helpers: external binaries (promtool, prometheus, openssl, redis-server) some tests
+need."""
 
 from __future__ import annotations
 
@@ -74,3 +75,16 @@ def uvicorn_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
     assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A fresh ``redis-server`` on a free port in a temp dir, stopped after the test."""
+    from redis_server import RedisServer
+
+    server = RedisServer(require_binary("redis-server", "redis-server"), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -104,6 +104,9 @@ NOT_RECORDING = {
     **{f"LabelLimits.{m}": "plumbing the trackers call with values they have checked" for m in (
         "admit", "api_key", "begin_request", "end_request", "endpoint", "error_type",
         "label_of", "model")},
+    **{f"{cls}.close": "stops the budget store's thread; takes no argument"
+       for cls in ("Telemetry", "CostTracker")},
+    "ErrorMetricsTracker.share_slo": "configuration (test_share_slo_needs_a_shared_store)",
     "KeyIds.__call__": "plumbing: every caller checks the key through it (label check inside)",
     "KeyIds.scrub": "plumbing: replaces keys the caller has checked",
 }
@@ -296,6 +299,9 @@ def _config_bad(cls: type) -> dict[str, list[tuple[str, Any, str | None]]]:
         "secret": [("empty", "", None), ("int", 3, None)],
         "slos": [("int", 3, None), ("not-an-slo", ["chat"], None)],
         "slo_window_seconds": positive,
+        "budget_store": [("http-url", "http://127.0.0.1:6379", None), ("int", 3, None)],
+        "shared_slo": [("string", "yes", None), ("int", 1, None),
+                       ("without-a-shared-store", True, None)],
     }
 
 
@@ -370,3 +376,10 @@ def test_bad_configuration_is_refused_and_registers_nothing(cls, argument, bad, 
     assert named in str(excinfo.value), f"the message does not name {named!r}: {excinfo.value}"
     assert generate_latest(registry) == b"", "a refused object left series in the registry"
     _build(cls, registry)  # nothing half-registered: the valid one still takes the registry
+
+
+def test_share_slo_needs_a_shared_store(seeded):
+    before = _state(seeded)
+    with pytest.raises(InvalidMetricInput, match="store"):
+        seeded.errors.share_slo(seeded.cost.budget_store)  # the in-process store is not shared
+    _assert_unchanged(seeded, before)

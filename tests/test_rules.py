@@ -111,10 +111,13 @@ def test_burn_alerts_are_the_workbook_pairs():
 def test_budget_alerts():
     alerts = {r["alert"]: r for r in _alert_rules()}
     warn, exceeded = alerts[rules.ALERT_BUDGET_THRESHOLD], alerts[rules.ALERT_BUDGET_EXCEEDED]
-    assert warn["expr"] == ("fakeai_budget_spent_usd / fakeai_budget_limit_usd >= "
-                            "fakeai_budget_alert_threshold_ratio")
+    # one figure per job and key over instances (promtool: budget.test.yml, two instances)
+    assert warn["expr"] == ("max by (job, api_key) (fakeai_budget_spent_usd) / "
+                            "max by (job, api_key) (fakeai_budget_limit_usd) >= "
+                            "max by (job, api_key) (fakeai_budget_alert_threshold_ratio)")
     assert warn["labels"] == {"severity": "warning"}
-    assert "fakeai_budget_spent_usd >= fakeai_budget_limit_usd" in exceeded["expr"]
+    assert ("max by (job, api_key) (fakeai_budget_spent_usd) >= "
+            "max by (job, api_key) (fakeai_budget_limit_usd)") in exceeded["expr"]
     assert exceeded["labels"] == {"severity": "critical"}
 
 
