@@ -7,6 +7,12 @@ month) and roll over lazily when the injectable wall clock passes a boundary: no
 A soft budget only reports; a hard budget also makes ``allows(api_key)`` return False once spent,
 so a gateway can refuse before serving. Either way a call to ``record_usage`` records what was
 spent: the tokens were already used.
+
+FakeAI's reports over time (``get_cost_by_key(period_hours=)``, ``get_projected_monthly_cost``,
+the optimisation suggestions) read one-hour buckets of each key's spend kept for the last
+``HISTORY_HOURS`` (seven days): memory is bounded per key, never a list of requests. A period
+therefore counts whole hours: a request counts if its UTC hour is within the last ``period_hours``.
+Image and audio requests are priced from ``metadata`` as FakeAI prices them (``media_cost``).
 """
 
 from __future__ import annotations
@@ -14,19 +20,25 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Mapping, NamedTuple
 
 from . import catalog as c
 from . import validation as v
 from .keys import KeyIds
-from .pricing import Price, PriceTable
+from .pricing import Price, PriceTable, as_price_table, media_cost
 from .tracker import Tracker
 
 
 #: The key id of usage recorded without an API key.
 ANONYMOUS = "anonymous"
+#: Hours of per-key hourly spend kept for period reports and the monthly projection.
+HISTORY_HOURS = 7 * 24
+BATCH_ENDPOINT = "/v1/batches"
+#: Suggestions are analysed on every this-many-th recorded request (FakeAI's rule).
+SUGGESTION_EVERY = 100
+MAX_SUGGESTIONS = 100
 
 
 class BudgetPeriod(str, Enum):
@@ -90,11 +102,22 @@ class Budget:
 
 
 @dataclass
-class _KeyUsage:
-    """In-process totals of one key; ``clear_history`` forgets them.
+class CostOptimizationSuggestion:
+    """FakeAI's suggestion record; ``api_key`` is the key's id, never the key."""
 
-    Its spend by model is not kept here: the exported ``cost_usd_total{api_key, model}`` counter
-    holds exactly that sum.
+    api_key: str
+    suggestion_type: str
+    description: str
+    potential_savings: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Spend:
+    """Spend and tokens of one key, overall or in one hour.
+
+    ``by_model`` is model -> [cost, prompt, completion, cached, requests]. A key's lifetime spend
+    by model is also the exported ``cost_usd_total{api_key, model}`` counter.
     """
 
     cost: float = 0.0
@@ -103,14 +126,65 @@ class _KeyUsage:
     completion: int = 0
     cached: int = 0
     by_endpoint: dict[str, float] = field(default_factory=dict)
+    by_model: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, endpoint: str, cost: float, prompt: int, completion: int, cached: int) -> None:
+    def add(self, model: str, endpoint: str, cost: float, prompt: int, completion: int,
+            cached: int) -> None:
         self.cost += cost
         self.requests += 1
         self.prompt += prompt
         self.completion += completion
         self.cached += cached
         self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0.0) + cost
+        row = self.by_model.get(model)
+        if row is None:
+            row = self.by_model[model] = [0.0, 0, 0, 0, 0]
+        row[0] += cost
+        row[1] += prompt
+        row[2] += completion
+        row[3] += cached
+        row[4] += 1
+
+    def merge(self, other: "_Spend") -> None:
+        self.cost += other.cost
+        self.requests += other.requests
+        self.prompt += other.prompt
+        self.completion += other.completion
+        self.cached += other.cached
+        for ep, cost in other.by_endpoint.items():
+            self.by_endpoint[ep] = self.by_endpoint.get(ep, 0.0) + cost
+        for model, row in other.by_model.items():
+            mine = self.by_model.setdefault(model, [0.0, 0, 0, 0, 0])
+            for i, x in enumerate(row):
+                mine[i] += x
+
+
+@dataclass
+class _KeyUsage(_Spend):
+    """In-process totals of one key and its last ``HISTORY_HOURS`` of hourly spend;
+    ``clear_history`` forgets them."""
+
+    cache_regular: float = 0.0  # the cached tokens at their models' input price
+    cache_cost: float = 0.0  # ... and at the cached price they were billed at
+    batch_requests: int = 0
+    batch_completion: int = 0
+    batch_cost: float = 0.0
+    hours: dict[int, _Spend] = field(default_factory=dict)
+
+    def hour(self, hour: int) -> _Spend:
+        spend = self.hours.get(hour)
+        if spend is None:
+            for old in [h for h in self.hours if h <= hour - HISTORY_HOURS]:
+                del self.hours[old]
+            spend = self.hours[hour] = _Spend()
+        return spend
+
+    def since(self, first_hour: int) -> _Spend:
+        total = _Spend()
+        for hour, spend in self.hours.items():
+            if hour >= first_hour:
+                total.merge(spend)
+        return total
 
 
 class _ModelRoute(NamedTuple):
@@ -131,13 +205,17 @@ class CostTracker(Tracker):
     owner = "cost"
     default_clock = staticmethod(time.time)
 
-    def __init__(self, *, prices: Mapping[str, Price] | None = None,
+    def __init__(self, *, prices: Mapping[str, Price] | PriceTable | None = None,
                  fallback_price: Price | None = None, key_ids: KeyIds | None = None,
                  **kwargs: Any) -> None:
+        """``prices``: extra or overriding ``Price``s by model, or a whole ``PriceTable``
+        (``PriceTable.from_file(...)``, ``PriceTable(genai=GenaiPrices())``)."""
+        self.prices = as_price_table(prices, fallback_price)
         super().__init__(**kwargs)
-        self.prices = PriceTable(prices, fallback_price)
         self.key_ids = key_ids or KeyIds()
         self._usage: dict[str, _KeyUsage] = {}
+        self._recorded = 0
+        self._suggestions: dict[tuple[str, str], CostOptimizationSuggestion] = {}
         self._routes: dict[str, _ModelRoute] = {}
         self._budgets: dict[str, Budget] = {}
         self._cost = self._instrument(c.COST)
@@ -156,7 +234,17 @@ class CostTracker(Tracker):
     def record_usage(self, api_key: str | None, model: str, endpoint: str, prompt_tokens: int,
                      completion_tokens: int, cached_tokens: int = 0,
                      metadata: Mapping[str, Any] | None = None) -> float:
-        """Bill one request; returns its cost in USD. ``api_key=None`` bills ``anonymous``."""
+        """Bill one request; returns its cost in USD. ``api_key=None`` bills ``anonymous``.
+
+        ``metadata`` prices image generations (``size``, ``quality``, ``n``) and audio
+        (``characters``) as FakeAI does; other endpoints ignore it.
+        """
+        media = None
+        if metadata is not None:
+            if not isinstance(metadata, Mapping):
+                raise v.InvalidMetricInput(
+                    f"metadata must be a mapping, got {type(metadata).__name__}")
+            media = media_cost(model, endpoint, metadata)
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept, e.g. an int subclass).
         if not (type(model) is str and model and type(endpoint) is str and endpoint
@@ -166,30 +254,49 @@ class CostTracker(Tracker):
                 and 0 <= completion_tokens <= v.MAX_TOKENS):
             v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
         key = ANONYMOUS if api_key is None else self.limits.api_key(self.key_ids(api_key))
+        raw_endpoint = endpoint
         endpoint = self.limits.endpoint(endpoint)
         route = self._routes.get(model) or self._route(model)
-        cost = route.price.cost(prompt_tokens, completion_tokens, cached_tokens)
-        series = (key, route.label)
+        price = route.price
+        if media is None:
+            cost, known = price.cost(prompt_tokens, completion_tokens, cached_tokens), route.known
+        else:
+            cost, known = media
+        label = route.label
+        series = (key, label)
+        now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
             usage = self._usage.get(key)
             if usage is None:
                 usage = self._usage[key] = _KeyUsage()
-            usage.add(endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
+            usage.add(label, endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
+            usage.hour(int(now // 3600)).add(label, endpoint, cost, prompt_tokens,
+                                             completion_tokens, cached_tokens)
+            if cached_tokens:
+                usage.cache_regular += cached_tokens * price.input / 1_000_000
+                usage.cache_cost += price.cost(cached_tokens, 0, cached_tokens)
+            if raw_endpoint == BATCH_ENDPOINT:
+                usage.batch_requests += 1
+                usage.batch_completion += completion_tokens
+                usage.batch_cost += cost
             self._cost.inc(series, cost)
             tokens = self._tokens
             tokens.inc(route.prompt, prompt_tokens)
             tokens.inc(route.completion, completion_tokens)
             if cached_tokens:
                 tokens.inc(route.cached, cached_tokens)
-            if not route.known:
+            if not known:
                 self._unpriced.inc(route.unpriced)
             budget = self._budgets.get(key)
             if budget is not None:
-                budget.roll(self._clock())
+                budget.roll(now)
                 budget.spent += cost
                 self._spent.set((key,), budget.spent)
+            self._recorded += 1
+            if self._recorded % SUGGESTION_EVERY == 0:
+                self._suggest(key, usage, now)
         finally:
             lock.release()
         if self._otel is not None:
@@ -275,23 +382,134 @@ class CostTracker(Tracker):
             return (budget is None or budget.limit_type is BudgetLimitType.SOFT
                     or budget.spent < budget.limit)
 
-    def get_cost_by_key(self, api_key: str | None) -> dict[str, Any]:
-        """Usage of one key; a key beyond the ``api_keys`` cap reads the ``__other__`` row."""
-        key = ANONYMOUS if api_key is None else \
+    def _key_of(self, api_key: str | None) -> str:
+        """The id a raw key is reported under (``__other__`` beyond the ``api_keys`` cap)."""
+        return ANONYMOUS if api_key is None else \
             self.limits.label_of("api_key", self.key_ids(api_key))
+
+    def get_cost_by_key(self, api_key: str | None,
+                        period_hours: int | None = None) -> dict[str, Any]:
+        """Usage of one key, over all time or (``period_hours``) the last whole hours.
+
+        FakeAI's shape: ``tokens`` and ``budget`` are lifetime whatever the period; with no
+        matching usage, ``tokens_by_model`` and ``period_hours`` are absent.
+        """
+        if period_hours is not None:
+            v.tokens("period_hours", period_hours)
+            if period_hours > HISTORY_HOURS:
+                raise v.InvalidMetricInput(
+                    f"period_hours must be at most {HISTORY_HOURS} (the hours kept), "
+                    f"got {period_hours}")
+        key = self._key_of(api_key)
         with self._lock:
-            u = self._usage.get(key) or _KeyUsage()
+            u = self._usage.get(key)
             budget = self._budget(key)
-            return {
-                "api_key": key,
-                "total_cost": u.cost,
-                "requests": u.requests,
-                "tokens": {"prompt_tokens": u.prompt, "completion_tokens": u.completion,
-                           "cached_tokens": u.cached, "total_tokens": u.prompt + u.completion},
-                "by_model": {m: cost for (k, m), cost in self._cost.values.items() if k == key},
-                "by_endpoint": dict(u.by_endpoint),
-                "budget": budget.view() if budget else None,
+            out: dict[str, Any] = {
+                "api_key": key, "total_cost": 0.0, "by_model": {}, "by_endpoint": {},
+                "tokens": {} if u is None else {
+                    "prompt_tokens": u.prompt, "completion_tokens": u.completion,
+                    "cached_tokens": u.cached, "total_tokens": u.prompt + u.completion},
+                "requests": 0, "budget": budget.view() if budget else None,
             }
+            if u is None:
+                return out
+            spend: _Spend = u.since(self._first_hour(period_hours)) if period_hours else u
+            if not spend.requests:
+                return out
+            out.update(
+                total_cost=spend.cost, requests=spend.requests,
+                by_model={m: row[0] for m, row in spend.by_model.items()},
+                by_endpoint=dict(spend.by_endpoint),
+                tokens_by_model={m: {"prompt": int(row[1]), "completion": int(row[2]),
+                                     "cached": int(row[3])}
+                                 for m, row in spend.by_model.items()},
+                period_hours=period_hours)
+            return out
+
+    def _first_hour(self, hours: float) -> int:
+        """The oldest UTC hour (index) a report over the last ``hours`` includes."""
+        return int((self._clock() - hours * 3600) // 3600)
+
+    def get_projected_monthly_cost(self, api_key: str | None = None) -> float:
+        """Spend of the last 7 days (in whole hours) / 7 x 30; one key, or all when None/""."""
+        first = self._first_hour(HISTORY_HOURS)
+        with self._lock:
+            if api_key:
+                u = self._usage.get(self._key_of(api_key))
+                usages = [u] if u is not None else []
+            else:
+                usages = list(self._usage.values())
+            week = sum(s.cost for u in usages for h, s in u.hours.items() if h >= first)
+        return week / 7 * 30
+
+    def get_optimization_suggestions(
+            self, api_key: str | None = None) -> list[CostOptimizationSuggestion]:
+        """Copies of the current suggestions (of one key when given), oldest first."""
+        key = self._key_of(api_key) if api_key else None
+        with self._lock:
+            return [replace(s, details=dict(s.details)) for s in self._suggestions.values()
+                    if key is None or s.api_key == key]
+
+    def _suggest(self, key: str, usage: _KeyUsage, now: float) -> None:
+        """FakeAI's analysis of one key's last 24 hours; call under the lock.
+
+        One suggestion per key and type is kept (a newer one replaces it), newest 100 overall.
+        """
+        day = usage.since(int((now - 86400) // 3600))
+        if day.requests < 10:
+            return
+        found = []
+        gpt4 = day.by_model.get("gpt-4")
+        if gpt4 is not None and gpt4[0] > 1.0:
+            found.append(CostOptimizationSuggestion(
+                key, "cheaper_model",
+                f"Consider GPT-4o instead of GPT-4: similar quality at lower cost "
+                f"(${gpt4[0]:.2f} spent on GPT-4 in 24 h)",
+                gpt4[0] * 0.75,
+                {"current_model": "gpt-4", "suggested_model": "gpt-4o",
+                 "current_cost": gpt4[0], "requests": int(gpt4[4])}))
+        if day.requests > 50:
+            daily = day.prompt / 1_000_000 * 2.5 * 0.5
+            if daily > 0.10:
+                found.append(CostOptimizationSuggestion(
+                    key, "enable_caching",
+                    f"Enable prompt caching for repeated prompts: about ${daily:.2f} a day",
+                    daily * 30, {"requests_per_day": day.requests, "daily_savings": daily}))
+        for s in found:
+            self._suggestions.pop((key, s.suggestion_type), None)
+            self._suggestions[(key, s.suggestion_type)] = s
+        while len(self._suggestions) > MAX_SUGGESTIONS:
+            del self._suggestions[next(iter(self._suggestions))]
+
+    def get_cache_savings(self, api_key: str | None = None) -> dict[str, float]:
+        """Cached tokens (all time) and what caching saved, at each request's model prices."""
+        with self._lock:
+            usages = self._usages(api_key)
+            cached = sum(u.cached for u in usages)
+            regular = sum(u.cache_regular for u in usages)
+            billed = sum(u.cache_cost for u in usages)
+        return {"cached_tokens": cached, "savings": regular - billed,
+                "regular_cost": regular, "cached_cost": billed}
+
+    def get_batch_savings(self, api_key: str | None = None) -> dict[str, float]:
+        """``/v1/batches`` requests: their cost as billed, and at the Batch API's 50 % discount."""
+        with self._lock:
+            usages = self._usages(api_key)
+            regular = sum(u.batch_cost for u in usages)
+            return {"batch_requests": sum(u.batch_requests for u in usages),
+                    "completion_tokens": sum(u.batch_completion for u in usages),
+                    "regular_cost": regular, "batch_cost": regular / 2,
+                    "savings": regular - regular / 2}
+
+    def _usages(self, api_key: str | None) -> list[_KeyUsage]:
+        """One key's usage (when truthy) or every key's; call under the lock."""
+        if not api_key:
+            return list(self._usage.values())
+        u = self._usage.get(self._key_of(api_key))
+        return [] if u is None else [u]
+
+    def shutdown(self) -> None:
+        """FakeAI's call: nothing to stop (no thread; budgets roll over lazily). Data is kept."""
 
     def get_cost_by_model(self) -> dict[str, float]:
         with self._lock:
@@ -343,11 +561,14 @@ class CostTracker(Tracker):
         with self._lock:
             if api_key is None:
                 self._usage.clear()
+                self._suggestions.clear()
                 for inst in (self._cost, self._tokens, self._unpriced):
                     inst.clear()
                 return
             key = self.key_ids(api_key)
             self._usage.pop(key, None)
+            for pair in [p for p in self._suggestions if p[0] == key]:
+                del self._suggestions[pair]
             for series in [k for k in self._cost.values if k[0] == key]:
                 del self._cost.values[series]
 
