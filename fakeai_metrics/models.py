@@ -5,6 +5,10 @@ that histogram's own counts. Request outcomes are exported by ``ErrorMetricsTrac
 ``CostTracker``, so a request seen by all three is counted once per metric. ``user`` values are
 treated like API keys (hashed or aliased) since callers often pass the key there; at most
 ``max_users_per_model`` distinct users are kept per model, the rest are counted as ``__other__``.
+
+Standalone, it prices models as FakeAI's model tracker does (its per-1K table, re-exported here as
+``MODEL_PRICING`` / ``DEFAULT_PRICING``); ``Telemetry`` gives it the cost tracker's table instead,
+so both report one cost. Requests per model and hour are kept for the last 25 hours only.
 """
 
 from __future__ import annotations
@@ -18,8 +22,20 @@ from . import validation as v
 from .instruments import Distribution, Histogram
 from .keys import KeyIds
 from .limits import OTHER
-from .pricing import Price, PriceTable
+from .pricing import (
+    DEFAULT_PRICING_PER_1K as DEFAULT_PRICING,
+    MODEL_PRICING_PER_1K as MODEL_PRICING,
+    MODEL_TRACKER_FALLBACK,
+    MODEL_TRACKER_PRICES,
+    Price,
+    PriceTable,
+)
 from .tracker import Tracker
+
+__all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker"]
+
+#: The endpoint label of latencies given without one (``track_latency``).
+NO_ENDPOINT = "unknown"
 
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
 
@@ -35,17 +51,28 @@ class _ModelStats:
     last: float = 0.0
     endpoints: dict[str, int] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
+    hours: dict[int, int] = field(default_factory=dict)  # hour start -> requests
+
+    def count_hour(self, now: float) -> None:
+        hour = int(now // 3600) * 3600
+        if hour not in self.hours:
+            for old in [h for h in self.hours if h < hour - 86400]:
+                del self.hours[old]
+            self.hours[hour] = 0
+        self.hours[hour] += 1
 
 
 class ModelMetricsTracker(Tracker):
     owner = "models"
     default_clock = staticmethod(time.time)
 
-    def __init__(self, *, prices: Mapping[str, Price] | None = None,
+    def __init__(self, *, prices: Mapping[str, Price] | PriceTable | None = None,
                  key_ids: KeyIds | None = None, max_users_per_model: int = 1000,
                  **kwargs: Any) -> None:
+        """``prices``: a ``PriceTable``, or ``Price``s over FakeAI's model-tracker table."""
+        self.prices = prices if isinstance(prices, PriceTable) else PriceTable(
+            prices, MODEL_TRACKER_FALLBACK, table=MODEL_TRACKER_PRICES, fine_tuned={})
         super().__init__(**kwargs)
-        self.prices = PriceTable(prices)
         self.key_ids = key_ids or KeyIds()
         self.max_users_per_model = max_users_per_model
         self._models: dict[str, _ModelStats] = {}
@@ -73,12 +100,7 @@ class ModelMetricsTracker(Tracker):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms)
         user_id = self.key_ids(user, "user") if user is not None else None
-        price = self._price_of.get(model)
-        if price is None:
-            price = self.prices.price(model)[0]
-            if len(self._price_of) < 10_000:
-                self._price_of[model] = price
-        cost = price.cost(prompt_tokens, completion_tokens, cached_tokens)
+        cost = self._price(model).cost(prompt_tokens, completion_tokens, cached_tokens)
         limits = self.limits
         model, endpoint = limits.model(model), limits.endpoint(endpoint)
         now = self._clock()
@@ -88,6 +110,7 @@ class ModelMetricsTracker(Tracker):
             st = self._models.get(model)
             if st is None:
                 st = self._models[model] = _ModelStats(first=now)
+            st.count_hour(now)
             st.requests += 1
             st.prompt += prompt_tokens
             st.completion += completion_tokens
@@ -106,11 +129,62 @@ class ModelMetricsTracker(Tracker):
         if self._otel is not None and latency_ms is not None:
             self._otel.request(endpoint, model, latency_ms / 1000.0, bool(error))
 
+    def _price(self, model: str) -> Price:
+        price = self._price_of.get(model)
+        if price is None:
+            price = self.prices.price(model)[0]
+            if len(self._price_of) < 10_000:
+                self._price_of[model] = price
+        return price
+
+    def _stats(self, model: str, now: float) -> _ModelStats:
+        """The model's stats, made on first use; call under the lock."""
+        st = self._models.get(model)
+        if st is None:
+            st = self._models[model] = _ModelStats(first=now, last=now)
+        return st
+
+    def track_tokens(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+        """Tokens (and their cost) for a model, without counting a request."""
+        v.usage(model, "-", prompt_tokens, completion_tokens)
+        cost = self._price(model).cost(prompt_tokens, completion_tokens)
+        model = self.limits.model(model)
+        now = self._clock()
+        with self._lock:
+            st = self._stats(model, now)
+            st.prompt += prompt_tokens
+            st.completion += completion_tokens
+            st.cost += cost
+
+    def track_latency(self, model: str, latency_ms: float) -> None:
+        """One latency observation for a model (endpoint label ``unknown``), no request."""
+        v.label("model", model)
+        seconds = v.milliseconds("latency_ms", latency_ms) / 1000.0
+        model = self.limits.model(model)
+        now = self._clock()
+        with self._lock:
+            self._stats(model, now)
+            self._duration.observe((NO_ENDPOINT, model), seconds)
+
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import ModelInstruments
         return ModelInstruments(meter, provider_name)
 
     # --- reading -----------------------------------------------------------------------------
+
+    def get_multi_dimensional_stats(self) -> dict[str, Any]:
+        """Requests by model x endpoint, model x user (ids), and model x hour (last 24 h)."""
+        since = int(self._clock() // 3600) * 3600 - 86400
+        with self._lock:
+            models = [(m, st) for m, st in self._models.items() if st.requests]
+            return {
+                "model_by_endpoint": {m: dict(st.endpoints) for m, st in models},
+                "model_by_user": {m: dict(st.users) for m, st in models if st.users},
+                "model_by_time_24h": {
+                    m: [{"timestamp": h, "count": n} for h, n in sorted(st.hours.items())
+                        if h >= since]
+                    for m, st in models},
+            }
 
 
     def _latency(self, model: str) -> Distribution:
@@ -140,8 +214,10 @@ class ModelMetricsTracker(Tracker):
                 "tokens": {"prompt": st.prompt, "completion": st.completion,
                            "total": st.prompt + st.completion},
                 "latency": latency,
-                "errors": {"count": st.errors, "rate_percent": st.errors / st.requests * 100},
-                "cost": {"total_usd": cost, "per_request_usd": cost / st.requests},
+                "errors": {"count": st.errors,
+                           "rate_percent": st.errors / st.requests * 100 if st.requests else 0.0},
+                "cost": {"total_usd": cost,
+                         "per_request_usd": cost / st.requests if st.requests else 0.0},
                 "endpoints": dict(st.endpoints),
                 "users": dict(st.users),
                 "uptime_seconds": st.last - st.first,

@@ -19,7 +19,7 @@ from .errors import ErrorMetricsTracker
 from .keys import KeyIds
 from .limits import limits_for
 from .models import ModelMetricsTracker
-from .pricing import Price
+from .pricing import Price, PriceTable, as_price_table
 from .streaming import StreamingMetricsTracker
 from .tracker import Buckets, Clock
 
@@ -35,7 +35,9 @@ class Telemetry:
 
     ``meter_provider`` is handed to every tracker, which then also records into OpenTelemetry.
     ``clock`` (monotonic seconds) times requests and streams; ``wall_clock`` stamps budgets and
-    error records. ``label_limits`` sets the cardinality caps (``LabelLimits`` keywords:
+    error records. ``prices`` (``Price``s by model, or a ``PriceTable`` such as
+    ``PriceTable.from_file(path)`` or ``PriceTable(genai=GenaiPrices())``) prices both the cost
+    and the model views. ``label_limits`` sets the cardinality caps (``LabelLimits`` keywords:
     ``models``, ``endpoints``, ``api_keys``, ``error_types``). Usage without an API key is billed
     to the key id ``anonymous``, so tokens are counted whether or not a key was sent.
     """
@@ -44,7 +46,8 @@ class Telemetry:
                  meter_provider: MeterProvider | None = None, *,
                  namespace: str = DEFAULT_NAMESPACE, slo_objective: float = 0.999,
                  buckets: Buckets | None = None, clock: Clock | None = None,
-                 wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,
+                 wall_clock: Clock | None = None,
+                 prices: Mapping[str, Price] | PriceTable | None = None,
                  label_limits: Mapping[str, int] | None = None,
                  genai_provider: str = "openai") -> None:
         # Everything that can be refused is checked before anything registers, so a corrected
@@ -54,6 +57,7 @@ class Telemetry:
         unknown = set(buckets) - _HISTOGRAMS
         if unknown:
             raise ValueError(f"no histogram named {sorted(unknown)}")
+        prices = as_price_table(prices)  # one table: the model and cost views agree
         self.registry = registry
         self.key_ids = KeyIds()
         self.limits = limits_for(registry, namespace, **(label_limits or {}))
