@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -28,6 +29,8 @@ from .streams import OpenStream
 from .tracker import Tracker
 
 log = logging.getLogger(__name__)
+#: Longest error message kept with a finished stream.
+_MAX_MESSAGE = 1000
 
 
 class StreamSummary(NamedTuple):
@@ -103,6 +106,8 @@ class StreamingMetricsTracker(Tracker):
         self._dropped = self._instrument(c.STREAM_EVENTS_DROPPED)
         self._durations = Histogram(c.REQUEST_DURATION)  # in-process only: avg/p50 duration
         self._tokens_by_model: dict[str, int] = {}
+        #: the last ``max_completed_streams`` finished streams' details, oldest first
+        self._retained: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -173,6 +178,8 @@ class StreamingMetricsTracker(Tracker):
             s.first = now
             ttft = now - s.start
             self._ttft.observe(s.key, ttft)
+        elif not s.tokens:
+            pass  # the first token of a stream whose TTFT was given (record_first_token_time)
         else:  # the first gap: observe() makes the series, which later gaps then update in place
             self._itl.observe(s.key, now - s.last)
             if self._itl.observed_in_place:
@@ -183,20 +190,52 @@ class StreamingMetricsTracker(Tracker):
             self._bytes.inc(s.key, chunk_size_bytes)
         return ttft
 
+    def record_first_token_time(self, stream_id: str, ttft_ms: float) -> None:
+        """Set an open stream's TTFT from the caller's measure, if no token set it yet.
+
+        Later ``record_token`` calls keep it (the first of them starts the inter-token gaps).
+        An unknown or finished stream is ignored and counted as dropped.
+        """
+        seconds = v.milliseconds("ttft_ms", ttft_ms) / 1000.0
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is None:
+                self._drop("first_token", "unknown_stream")
+                return
+            if s.first is not None:
+                return
+            s.first = s.start + seconds
+            self._ttft.observe(s.key, seconds)
+        if self._otel is not None:
+            self._otel.first_token(s.key[0], seconds)
+
+    def record_backpressure(self, stream_id: str) -> None:
+        """One backpressure event of an open stream (unknown ids: counted as dropped)."""
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is None:
+                self._drop("backpressure", "unknown_stream")
+                return
+            s.backpressure += 1
+
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
-        return self._finish(stream_id, "completed")
+        v.text("finish_reason", finish_reason)
+        return self._finish(stream_id, "completed", finish_reason, None)
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:
-        return self._finish(stream_id, "failed")
+        v.text("error_message", error_message)
+        return self._finish(stream_id, "failed", None, error_message[:_MAX_MESSAGE])
 
-    def _finish(self, stream_id: str, outcome: str) -> StreamSummary | None:
+    def _finish(self, stream_id: str, outcome: str, finish_reason: str | None,
+                error_message: str | None) -> StreamSummary | None:
         now = self._clock()
         with self._lock:
             s = self._streams.pop(stream_id, None)
             if s is None:
                 self._drop(outcome, "unknown_stream")
                 return None
+            self._retain(stream_id, s, now, outcome, finish_reason, error_message)
             key = s.key
             self._active.inc(key, -1)
             self._finished.inc((key[0], outcome))
@@ -214,6 +253,28 @@ class StreamingMetricsTracker(Tracker):
             self._otel.completed(model, tpot)
         ttft = None if s.first is None else s.first - s.start
         return StreamSummary(model, s.prompt_tokens, s.tokens, now - s.start, ttft, tpot)
+
+    def _retain(self, stream_id: str, s: OpenStream, now: float, outcome: str,
+                finish_reason: str | None, error_message: str | None) -> None:
+        """Keep a finished stream's details for ``get_stream_details``; call under the lock."""
+        details = {"stream_id": stream_id, "model": s.key[0], "status": outcome,
+                   **s.details(now), "finish_reason": finish_reason,
+                   "error_message": error_message}
+        self._retained.pop(stream_id, None)
+        self._retained[stream_id] = details
+        while len(self._retained) > self.max_completed_streams:
+            self._retained.popitem(last=False)
+
+    def get_stream_details(self, stream_id: str) -> dict[str, Any] | None:
+        """One stream: an open one, else the newest finished one kept; None if neither."""
+        now = self._clock()
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is not None:
+                return {"stream_id": stream_id, "model": s.key[0], "status": "active",
+                        **s.details(now)}
+            details = self._retained.get(stream_id)
+            return None if details is None else dict(details)
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import StreamingInstruments
@@ -277,6 +338,7 @@ class StreamingMetricsTracker(Tracker):
         """Forget everything, open streams included; exported series start again from zero."""
         with self._lock:
             self._streams.clear()
+            self._retained.clear()
             self._tokens_by_model.clear()
             self._durations.clear()
             for inst in self._instruments.values():

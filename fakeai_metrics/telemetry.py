@@ -188,8 +188,8 @@ class Telemetry:
             if route is None:
                 self.streaming.drop("failed", "unknown_stream")
                 return 0.0
-        summary = self.streaming.fail_stream(stream_id, message)
         endpoint, model, api_key = route.endpoint, route.model, route.api_key
+        summary = self.streaming.fail_stream(stream_id, self.key_ids.scrub(message, api_key))
         sent = summary.tokens if summary is not None else 0
         self.metrics.fail_stream(stream_id, endpoint, message)
         if summary is not None:
