@@ -27,9 +27,25 @@ from typing import Any, Mapping, NamedTuple
 from . import catalog as c
 from . import validation as v
 from .keys import KeyIds
-from .pricing import Price, PriceTable, as_price_table, media_cost
+from .pricing import (  # FakeAI's module constants, importable from here as from FakeAI's
+    AUDIO_PRICING,
+    FINE_TUNING_PRICING,
+    IMAGE_PRICING,
+    MODEL_PRICING,
+    AudioPricing,
+    ImagePricing,
+    ModelPricing,
+    Price,
+    PriceTable,
+    as_price_table,
+    media_cost,
+)
 from .tracker import Tracker
 
+
+__all__ = ["AUDIO_PRICING", "FINE_TUNING_PRICING", "IMAGE_PRICING", "MODEL_PRICING", "AudioPricing",
+           "BudgetLimitType", "BudgetPeriod", "CostOptimizationSuggestion", "CostTracker",
+           "ImagePricing", "ModelPricing"]
 
 #: The key id of usage recorded without an API key.
 ANONYMOUS = "anonymous"
