@@ -10,9 +10,12 @@ import sys
 import threading
 from typing import Sequence
 
+from .pricing import PriceTable, load_price_file
+
 EPILOG = """examples:
   fakeai-metrics demo                       fake OpenAI API + load + /metrics on :9464
   fakeai-metrics demo --rps 50 --duration 120 --seed 1
+  fakeai-metrics demo --price-file prices.yaml --genai-prices
   fakeai-metrics serve --port 9464          /metrics only (multiprocess-aware)
   fakeai-metrics rules --objective 0.995    regenerate grafana/alerts/
   fakeai-metrics dashboards                 regenerate grafana/dashboards/
@@ -78,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--error-rate", type=_ratio, default=0.02,
                       help="fraction of requests the fake API fails (default 0.02)")
     demo.add_argument("--seed", type=int, default=None, help="random seed for a repeatable run")
+    demo.add_argument("--price-file", metavar="PATH",
+                      help="YAML/JSON prices (model -> input/output/cached USD per million "
+                      "tokens) over the default table")
+    demo.add_argument("--genai-prices", action="store_true",
+                      help="price models from the genai-prices database instead of FakeAI's "
+                      "table (pip install 'fakeai-metrics[genai]')")
+    demo.add_argument("--genai-provider", metavar="ID",
+                      help="genai-prices provider id (e.g. openai); implies --genai-prices")
 
     serve = sub.add_parser("serve", help="serve /metrics only",
                            description="Serve /metrics of this process (or, with "
@@ -111,6 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .catalog import markdown_table
         print(markdown_table(), end="")
         return 0
+    prices = None
+    if args.command == "demo":
+        try:
+            prices = price_table(args.price_file, args.genai_prices, args.genai_provider)
+        except ValueError as e:  # InvalidMetricInput: a bad price file or provider
+            print(f"fakeai-metrics: {e}", file=sys.stderr)
+            return 2
     problem = _check_port_free(args.addr, args.port)
     if problem:
         print(f"fakeai-metrics: {problem}", file=sys.stderr)
@@ -126,10 +144,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         asyncio.run(demo.run(port=args.port, addr=args.addr, rps=args.rps,
-                             duration=args.duration, seed=args.seed, error_rate=args.error_rate))
+                             duration=args.duration, seed=args.seed, error_rate=args.error_rate,
+                             prices=prices))
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def price_table(price_file: str | None, genai: bool = False,
+                genai_provider: str | None = None) -> PriceTable | None:
+    """The demo's prices from its options; None keeps the default table."""
+    if not (price_file or genai or genai_provider):
+        return None
+    own = load_price_file(price_file) if price_file else None
+    if not (genai or genai_provider):
+        return PriceTable(own)
+    from .genai import GenaiPrices
+    return PriceTable(own, genai=GenaiPrices(genai_provider))
 
 
 def _serve(args: argparse.Namespace) -> int:

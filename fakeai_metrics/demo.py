@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from .asgi import FakeAIMetricsMiddleware
 from .cost import BudgetLimitType, BudgetPeriod
+from .pricing import PriceTable
 from .server import asgi_app
 from .telemetry import Telemetry
 
@@ -197,12 +198,14 @@ def status_line(telemetry: Telemetry, started: float) -> str:
 
 async def run(port: int = 9464, addr: str = "127.0.0.1", rps: float = 20.0,
               duration: float = 0.0, seed: int | None = None, error_rate: float = 0.02,
-              registry: CollectorRegistry = REGISTRY, out: Any = sys.stdout) -> Telemetry:
-    """Serve the fake API and ``/metrics`` on ``addr:port`` and drive it until stopped."""
+              registry: CollectorRegistry = REGISTRY, out: Any = sys.stdout,
+              prices: PriceTable | None = None) -> Telemetry:
+    """Serve the fake API and ``/metrics`` on ``addr:port`` and drive it until stopped;
+    ``prices`` (default: FakeAI's table) prices its requests."""
     import uvicorn
 
     rng = random.Random(seed)
-    telemetry = Telemetry(registry=registry)
+    telemetry = Telemetry(registry=registry, prices=prices)
     setup_keys(telemetry)
     app = build_app(telemetry, registry, rng, error_rate)
     server = uvicorn.Server(uvicorn.Config(app, host=addr, port=port, log_level="warning",

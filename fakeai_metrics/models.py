@@ -181,9 +181,9 @@ class ModelMetricsTracker(Tracker):
                 "model_by_endpoint": {m: dict(st.endpoints) for m, st in models},
                 "model_by_user": {m: dict(st.users) for m, st in models if st.users},
                 "model_by_time_24h": {
-                    m: [{"timestamp": h, "count": n} for h, n in sorted(st.hours.items())
-                        if h >= since]
-                    for m, st in models},
+                    m: recent for m, st in models
+                    if (recent := [{"timestamp": h, "count": n}
+                                   for h, n in sorted(st.hours.items()) if h >= since])},
             }
 
 
