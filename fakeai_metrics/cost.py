@@ -11,7 +11,7 @@ spent: the tokens were already used.
 FakeAI's reports over time (``get_cost_by_key(period_hours=)``, ``get_projected_monthly_cost``,
 the optimisation suggestions) read one-hour buckets of each key's spend kept for the last
 ``HISTORY_HOURS`` (seven days): memory is bounded per key, never a list of requests. A period
-therefore counts whole hours: a request counts if its UTC hour is within the last ``period_hours``.
+therefore counts whole hours: from the start of the UTC hour that holds now - ``period_hours``.
 Image and audio requests are priced from ``metadata`` as FakeAI prices them (``media_cost``).
 """
 
