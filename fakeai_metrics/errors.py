@@ -206,7 +206,7 @@ class ErrorMetricsTracker(Tracker):
             self._requests.inc((endpoint, model or UNKNOWN_MODEL, "error"))
             self._errors.inc((endpoint, error_type, str(status_code)))
             self._recent.append(record)
-            self._add_pattern(record, normalized)
+            self._add_pattern(record, fp, normalized)
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import ErrorInstruments
@@ -218,15 +218,15 @@ class ErrorMetricsTracker(Tracker):
         return ErrorInstruments(meter, provider_name, lambda: self._snapshot(c.REQUESTS),
                                 lambda: self._snapshot(c.ERRORS), burn_rates)
 
-    def _add_pattern(self, record: ErrorRecord, normalized: str) -> None:
-        p = self._patterns.get(record.fingerprint)
+    def _add_pattern(self, record: ErrorRecord, fp: str, normalized: str) -> None:
+        p = self._patterns.get(fp)
         if p is not None:
-            self._patterns.move_to_end(record.fingerprint)
+            self._patterns.move_to_end(fp)
         else:
             if len(self._patterns) >= self.max_patterns:
                 self._patterns.popitem(last=False)
-            p = self._patterns[record.fingerprint] = ErrorPattern(
-                record.fingerprint, record.error_type, record.endpoint, normalized, 0,
+            p = self._patterns[fp] = ErrorPattern(
+                fp, record.error_type, record.endpoint, normalized, 0,
                 record.timestamp, record.timestamp)
         p.count += 1
         p.last_seen = record.timestamp

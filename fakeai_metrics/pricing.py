@@ -360,8 +360,8 @@ class PriceTable:
         if self.genai is not None:
             found = self.genai.lookup(model)
             return (found, True) if found is not None else (self.fallback, False)
-        name = self.resolve(model)
-        return (self._table[name], True) if name is not None else (self.fallback, False)
+        entry = next((c for c in _candidates(model) if c in self._table), None)
+        return (self._table[entry], True) if entry is not None else (self.fallback, False)
 
 
 def _candidates(model: str) -> list[str]:
