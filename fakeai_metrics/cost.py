@@ -130,28 +130,18 @@ class CostOptimizationSuggestion:
 
 @dataclass
 class _Spend:
-    """Spend and tokens of one key, overall or in one hour.
+    """Spend and tokens of one key, overall or in one hour: per model a row
+    [cost, prompt, completion, cached, requests], and cost per endpoint. Totals are summed from
+    the rows when read (a key uses few models), so recording updates one row.
 
-    ``by_model`` is model -> [cost, prompt, completion, cached, requests]. A key's lifetime spend
-    by model is also the exported ``cost_usd_total{api_key, model}`` counter.
+    A key's lifetime spend by model is also the exported ``cost_usd_total{api_key, model}``.
     """
 
-    cost: float = 0.0
-    requests: int = 0
-    prompt: int = 0
-    completion: int = 0
-    cached: int = 0
-    by_endpoint: dict[str, float] = field(default_factory=dict)
     by_model: dict[str, list[float]] = field(default_factory=dict)
+    by_endpoint: dict[str, float] = field(default_factory=dict)
 
     def add(self, model: str, endpoint: str, cost: float, prompt: int, completion: int,
             cached: int) -> None:
-        self.cost += cost
-        self.requests += 1
-        self.prompt += prompt
-        self.completion += completion
-        self.cached += cached
-        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0.0) + cost
         row = self.by_model.get(model)
         if row is None:
             row = self.by_model[model] = [0.0, 0, 0, 0, 0]
@@ -160,13 +150,19 @@ class _Spend:
         row[2] += completion
         row[3] += cached
         row[4] += 1
+        by_endpoint = self.by_endpoint
+        by_endpoint[endpoint] = by_endpoint.get(endpoint, 0.0) + cost
+
+    def _total(self, column: int) -> float:
+        return sum(row[column] for row in self.by_model.values())
+
+    cost = property(lambda self: self._total(0))
+    prompt = property(lambda self: int(self._total(1)))
+    completion = property(lambda self: int(self._total(2)))
+    cached = property(lambda self: int(self._total(3)))
+    requests = property(lambda self: int(self._total(4)))
 
     def merge(self, other: "_Spend") -> None:
-        self.cost += other.cost
-        self.requests += other.requests
-        self.prompt += other.prompt
-        self.completion += other.completion
-        self.cached += other.cached
         for ep, cost in other.by_endpoint.items():
             self.by_endpoint[ep] = self.by_endpoint.get(ep, 0.0) + cost
         for model, row in other.by_model.items():
@@ -176,30 +172,43 @@ class _Spend:
 
 
 @dataclass
-class _KeyUsage(_Spend):
-    """In-process totals of one key and its last ``HISTORY_HOURS`` of hourly spend;
-    ``clear_history`` forgets them."""
+class _KeyUsage:
+    """One key's spend: hourly buckets for the last ``HISTORY_HOURS``, older hours merged into
+    ``archive``, so recording updates one bucket; ``clear_history`` forgets it all."""
 
+    archive: _Spend = field(default_factory=_Spend)
+    hours: dict[int, _Spend] = field(default_factory=dict)
     cache_regular: float = 0.0  # the cached tokens at their models' input price
     cache_cost: float = 0.0  # ... and at the cached price they were billed at
     batch_requests: int = 0
     batch_completion: int = 0
     batch_cost: float = 0.0
-    hours: dict[int, _Spend] = field(default_factory=dict)
+    _hour: int = -1  # the bucket last written, and its index
+    _current: _Spend = field(default_factory=_Spend)
 
     def hour(self, hour: int) -> _Spend:
+        """The bucket of UTC hour index ``hour``, made (and old ones archived) on first use."""
+        if hour == self._hour:
+            return self._current
         spend = self.hours.get(hour)
         if spend is None:
             for old in [h for h in self.hours if h <= hour - HISTORY_HOURS]:
-                del self.hours[old]
+                self.archive.merge(self.hours.pop(old))
             spend = self.hours[hour] = _Spend()
+        self._hour, self._current = hour, spend
         return spend
 
     def since(self, first_hour: int) -> _Spend:
+        """The hours from ``first_hour`` on, merged."""
         total = _Spend()
         for hour, spend in self.hours.items():
             if hour >= first_hour:
                 total.merge(spend)
+        return total
+
+    def lifetime(self) -> _Spend:
+        total = self.since(-1)
+        total.merge(self.archive)
         return total
 
 
@@ -210,6 +219,7 @@ class _ModelRoute(NamedTuple):
 
     price: Price
     known: bool
+    cached_rate: float  # USD per million cached tokens (the input price without a cached one)
     label: str  # the model's label value (``__other__`` beyond the model cap)
     prompt: tuple[str, str]
     completion: tuple[str, str]
@@ -287,12 +297,12 @@ class CostTracker(Tracker):
             usage = self._usage.get(key)
             if usage is None:
                 usage = self._usage[key] = _KeyUsage()
-            usage.add(label, endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
-            usage.hour(int(now // 3600)).add(label, endpoint, cost, prompt_tokens,
-                                             completion_tokens, cached_tokens)
+            hour = int(now // 3600)
+            spend = usage._current if hour == usage._hour else usage.hour(hour)
+            spend.add(label, endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
             if cached_tokens:
                 usage.cache_regular += cached_tokens * price.input / 1_000_000
-                usage.cache_cost += price.cost(cached_tokens, 0, cached_tokens)
+                usage.cache_cost += cached_tokens * route.cached_rate / 1_000_000
             if raw_endpoint == BATCH_ENDPOINT:
                 usage.batch_requests += 1
                 usage.batch_completion += completion_tokens
@@ -322,7 +332,8 @@ class CostTracker(Tracker):
     def _route(self, model: str) -> _ModelRoute:
         price, known = self.prices.price(model)
         label = self.limits.model(model)
-        route = _ModelRoute(price, known, label, (label, "prompt"), (label, "completion"),
+        cached_rate = price.input if price.cached_input is None else price.cached_input
+        route = _ModelRoute(price, known, cached_rate, label, (label, "prompt"), (label, "completion"),
                             (label, "cached"), (label,))
         if len(self._routes) < 10_000:
             self._routes[model] = route
@@ -418,8 +429,9 @@ class CostTracker(Tracker):
                     f"got {period_hours}")
         key = self._key_of(api_key)
         with self._lock:
-            u = self._usage.get(key)
+            usage = self._usage.get(key)
             budget = self._budget(key)
+            u = None if usage is None else usage.lifetime()
             out: dict[str, Any] = {
                 "api_key": key, "total_cost": 0.0, "by_model": {}, "by_endpoint": {},
                 "tokens": {} if u is None else {
@@ -427,9 +439,9 @@ class CostTracker(Tracker):
                     "cached_tokens": u.cached, "total_tokens": u.prompt + u.completion},
                 "requests": 0, "budget": budget.view() if budget else None,
             }
-            if u is None:
+            if usage is None or u is None:
                 return out
-            spend: _Spend = u.since(self._first_hour(period_hours)) if period_hours else u
+            spend = usage.since(self._first_hour(period_hours)) if period_hours else u
             if not spend.requests:
                 return out
             out.update(
@@ -501,7 +513,7 @@ class CostTracker(Tracker):
         """Cached tokens (all time) and what caching saved, at each request's model prices."""
         with self._lock:
             usages = self._usages(api_key)
-            cached = sum(u.cached for u in usages)
+            cached = sum(u.lifetime().cached for u in usages)
             regular = sum(u.cache_regular for u in usages)
             billed = sum(u.cache_cost for u in usages)
         return {"cached_tokens": cached, "savings": regular - billed,
@@ -538,19 +550,19 @@ class CostTracker(Tracker):
         with self._lock:
             out: dict[str, float] = {}
             for u in self._usage.values():
-                for endpoint, cost in u.by_endpoint.items():
+                for endpoint, cost in u.lifetime().by_endpoint.items():
                     out[endpoint] = out.get(endpoint, 0.0) + cost
             return out
 
     def get_total_cost(self) -> float:
         with self._lock:
-            return sum(u.cost for u in self._usage.values())
+            return sum(self._cost.values.values())
 
     def get_summary(self) -> dict[str, Any]:
         """Totals by key id, model and endpoint; keys appear only as their ids."""
         with self._lock:
             keys = list(self._usage)
-            requests = sum(u.requests for u in self._usage.values())
+            requests = sum(u.lifetime().requests for u in self._usage.values())
         return {
             "total_cost": self.get_total_cost(),
             "total_requests": requests,
@@ -562,7 +574,7 @@ class CostTracker(Tracker):
 
     def _key_view(self, key: str) -> dict[str, Any]:
         with self._lock:
-            u = self._usage.get(key) or _KeyUsage()
+            u = (self._usage.get(key) or _KeyUsage()).lifetime()
             budget = self._budget(key)
             return {"total_cost": u.cost, "requests": u.requests,
                     "budget": budget.view() if budget else None}

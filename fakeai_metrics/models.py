@@ -52,13 +52,17 @@ class _ModelStats:
     endpoints: dict[str, int] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     hours: dict[int, int] = field(default_factory=dict)  # hour start -> requests
+    hour_end: float = -1.0  # the end of the newest hour in ``hours``
 
-    def count_hour(self, now: float) -> None:
+    def new_hour(self, now: float) -> None:
+        """Count a request in an hour other than the newest; hours older than a day go."""
         hour = int(now // 3600) * 3600
         if hour not in self.hours:
             for old in [h for h in self.hours if h < hour - 86400]:
                 del self.hours[old]
             self.hours[hour] = 0
+            if hour + 3600 > self.hour_end:
+                self.hour_end = hour + 3600.0
         self.hours[hour] += 1
 
 
@@ -110,7 +114,10 @@ class ModelMetricsTracker(Tracker):
             st = self._models.get(model)
             if st is None:
                 st = self._models[model] = _ModelStats(first=now)
-            st.count_hour(now)
+            if now < st.hour_end and now >= st.hour_end - 3600:
+                st.hours[int(st.hour_end) - 3600] += 1
+            else:
+                st.new_hour(now)
             st.requests += 1
             st.prompt += prompt_tokens
             st.completion += completion_tokens

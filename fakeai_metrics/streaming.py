@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 _MAX_MESSAGE = 1000
 
 
+class _Finished(NamedTuple):
+    """A finished stream kept for ``get_stream_details``."""
+
+    stream: OpenStream
+    end: float
+    outcome: str
+    finish_reason: str | None
+    error_message: str | None
+
+
 class StreamSummary(NamedTuple):
     """What ``complete_stream`` / ``fail_stream`` return: enough for a caller to bill the stream."""
 
@@ -107,7 +117,7 @@ class StreamingMetricsTracker(Tracker):
         self._durations = Histogram(c.REQUEST_DURATION)  # in-process only: avg/p50 duration
         self._tokens_by_model: dict[str, int] = {}
         #: the last ``max_completed_streams`` finished streams' details, oldest first
-        self._retained: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._retained: OrderedDict[str, _Finished] = OrderedDict()
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -256,12 +266,10 @@ class StreamingMetricsTracker(Tracker):
 
     def _retain(self, stream_id: str, s: OpenStream, now: float, outcome: str,
                 finish_reason: str | None, error_message: str | None) -> None:
-        """Keep a finished stream's details for ``get_stream_details``; call under the lock."""
-        details = {"stream_id": stream_id, "model": s.key[0], "status": outcome,
-                   **s.details(now), "finish_reason": finish_reason,
-                   "error_message": error_message}
+        """Keep a finished stream for ``get_stream_details`` (its view is built when asked:
+        most are never asked for); call under the lock."""
         self._retained.pop(stream_id, None)
-        self._retained[stream_id] = details
+        self._retained[stream_id] = _Finished(s, now, outcome, finish_reason, error_message)
         while len(self._retained) > self.max_completed_streams:
             self._retained.popitem(last=False)
 
@@ -273,8 +281,12 @@ class StreamingMetricsTracker(Tracker):
             if s is not None:
                 return {"stream_id": stream_id, "model": s.key[0], "status": "active",
                         **s.details(now)}
-            details = self._retained.get(stream_id)
-            return None if details is None else dict(details)
+            done = self._retained.get(stream_id)
+            if done is None:
+                return None
+            return {"stream_id": stream_id, "model": done.stream.key[0], "status": done.outcome,
+                    **done.stream.details(done.end), "finish_reason": done.finish_reason,
+                    "error_message": done.error_message}
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import StreamingInstruments
