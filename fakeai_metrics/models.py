@@ -14,6 +14,7 @@ so both report one cost. Requests per model and hour are kept for the last 25 ho
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -32,7 +33,7 @@ from .pricing import (
 )
 from .tracker import Tracker
 
-__all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker"]
+__all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker", "ModelStats"]
 
 #: The endpoint label of latencies given without one (``track_latency``).
 NO_ENDPOINT = "unknown"
@@ -64,6 +65,86 @@ class _ModelStats:
             if hour + 3600 > self.hour_end:
                 self.hour_end = hour + 3600.0
         self.hours[hour] += 1
+
+
+@dataclass
+class ModelStats:
+    """FakeAI's per-model statistics object, for callers that build one themselves.
+
+    The tracker does not use it: it keeps every latency and a timeline entry per request, which
+    grows with traffic; ``ModelMetricsTracker`` keeps counts and histograms instead. Costs use
+    FakeAI's model-tracker prices (``MODEL_PRICING`` per 1K tokens, else ``DEFAULT_PRICING``).
+    """
+
+    model: str
+    request_count: int = 0
+    total_prompt_tokens: int = 0
+    total_completion_tokens: int = 0
+    total_tokens: int = 0
+    total_latency_ms: float = 0.0
+    error_count: int = 0
+    latencies: list[float] = field(default_factory=list)
+    endpoint_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    user_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    user_tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    request_timeline: list[tuple[float, int]] = field(default_factory=list)
+    first_request_time: float | None = None
+    last_request_time: float | None = None
+
+    def add_request(self, prompt_tokens: int, completion_tokens: int, latency_ms: float,
+                    endpoint: str | None = None, user: str | None = None,
+                    error: bool = False) -> None:
+        now = time.time()
+        tokens = prompt_tokens + completion_tokens
+        self.request_count += 1
+        self.total_prompt_tokens += prompt_tokens
+        self.total_completion_tokens += completion_tokens
+        self.total_tokens += tokens
+        self.total_latency_ms += latency_ms
+        if latency_ms > 0:
+            self.latencies.append(latency_ms)
+        self.error_count += bool(error)
+        if endpoint:
+            self.endpoint_requests[endpoint] += 1
+        if user:
+            self.user_requests[user] += 1
+            self.user_tokens[user] += tokens
+        self.request_timeline.append((now, 1))
+        if self.first_request_time is None:
+            self.first_request_time = now
+        self.last_request_time = now
+
+    def get_avg_latency_ms(self) -> float:
+        return self.total_latency_ms / self.request_count if self.request_count else 0.0
+
+    def get_error_rate(self) -> float:
+        """Errors per request, in percent."""
+        return self.error_count / self.request_count * 100 if self.request_count else 0.0
+
+    def get_latency_percentiles(self) -> dict[str, float]:
+        """p50/p90/p95/p99 of the latencies, interpolated linearly between ranks (numpy's
+        default method)."""
+        data = sorted(self.latencies)
+        return {f"p{q}": _interpolated(data, q / 100) for q in (50, 90, 95, 99)}
+
+    def calculate_cost(self) -> float:
+        rates = MODEL_PRICING.get(self.model, DEFAULT_PRICING)
+        return (self.total_prompt_tokens / 1000 * rates["input"]
+                + self.total_completion_tokens / 1000 * rates["output"])
+
+    def get_uptime_seconds(self) -> float:
+        if self.first_request_time is None or self.last_request_time is None:
+            return 0.0
+        return self.last_request_time - self.first_request_time
+
+
+def _interpolated(data: list[float], q: float) -> float:
+    if not data:
+        return 0.0
+    rank = q * (len(data) - 1)
+    low = int(rank)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (rank - low)
 
 
 class ModelMetricsTracker(Tracker):

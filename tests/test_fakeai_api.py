@@ -28,7 +28,7 @@ from fakeai_metrics.cost import (
     IMAGE_PRICING,
     MODEL_PRICING,
 )
-from fakeai_metrics.models import DEFAULT_PRICING
+from fakeai_metrics.models import DEFAULT_PRICING, ModelStats
 from fakeai_metrics.models import MODEL_PRICING as MODEL_PRICING_PER_1K
 from fakeai_metrics.testing import ManualClock, MetricNotFound, metric_value
 
@@ -573,3 +573,22 @@ def test_streaming_aggregate_metrics_to_dict(clock):
     d = t.get_metrics().to_dict()
     assert d["completed_streams"] == 1 and d["streams_by_model"] == {"gpt-4o": 1}
     assert {"p50_ttft", "avg_itl", "p99_tpot", "success_rate", "tokens_by_model"} <= set(d)
+
+
+def test_model_stats_dataclass():
+    st = ModelStats(model="gpt-4o")
+    assert (st.get_avg_latency_ms(), st.get_uptime_seconds(), st.get_error_rate()) == (0, 0, 0)
+    assert st.get_latency_percentiles() == {"p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0}
+    st.add_request(1000, 500, 100.0, endpoint=CHAT, user="u")
+    st.add_request(1000, 0, 0.0, error=True)  # latency 0: totalled, not kept
+    st.add_request(0, 0, 300.0, endpoint=CHAT)
+    assert (st.request_count, st.total_tokens, st.error_count) == (3, 2500, 1)
+    assert st.latencies == [100.0, 300.0] and st.get_avg_latency_ms() == pytest.approx(400 / 3)
+    assert st.get_error_rate() == pytest.approx(100 / 3)
+    assert st.endpoint_requests == {CHAT: 2} and st.user_tokens == {"u": 1500}
+    assert len(st.request_timeline) == 3 and st.first_request_time <= st.last_request_time
+    p = st.get_latency_percentiles()  # linear between ranks: 100 + 200 * q
+    assert (p["p50"], p["p90"], p["p99"]) == (pytest.approx(200), pytest.approx(280),
+                                              pytest.approx(298))
+    assert st.calculate_cost() == pytest.approx(2 * 0.005 + 0.5 * 0.015)
+    assert ModelStats("ft:gpt-4o:o::i", total_prompt_tokens=1000).calculate_cost() == 0.001
