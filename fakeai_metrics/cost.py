@@ -422,11 +422,7 @@ class CostTracker(Tracker):
         matching usage, ``tokens_by_model`` and ``period_hours`` are absent.
         """
         if period_hours is not None:
-            v.tokens("period_hours", period_hours)
-            if period_hours > HISTORY_HOURS:
-                raise v.InvalidMetricInput(
-                    f"period_hours must be at most {HISTORY_HOURS} (the hours kept), "
-                    f"got {period_hours}")
+            self._period("period_hours", period_hours)
         key = self._key_of(api_key)
         with self._lock:
             usage = self._usage.get(key)
@@ -539,24 +535,38 @@ class CostTracker(Tracker):
     def shutdown(self) -> None:
         """FakeAI's call: nothing to stop (no thread; budgets roll over lazily). Data is kept."""
 
-    def get_cost_by_model(self) -> dict[str, float]:
-        with self._lock:
-            out: dict[str, float] = {}
-            for (_, model), cost in self._cost.values.items():
-                out[model] = out.get(model, 0.0) + cost
-            return out
+    def get_cost_by_model(self, period_hours: int | None = None) -> dict[str, float]:
+        """Spend by model, all time or over the last ``period_hours`` (whole hours, as
+        ``get_cost_by_key``)."""
+        return {m: row[0] for m, row in self._all_spend(period_hours).by_model.items()}
 
-    def get_cost_by_endpoint(self) -> dict[str, float]:
+    def get_cost_by_endpoint(self, period_hours: int | None = None) -> dict[str, float]:
+        return dict(self._all_spend(period_hours).by_endpoint)
+
+    def get_total_cost(self, period_hours: int | None = None) -> float:
+        if not period_hours:
+            with self._lock:
+                return sum(self._cost.values.values())
+        return self._all_spend(period_hours).cost
+
+    def _all_spend(self, period_hours: int | None) -> _Spend:
+        """Every key's spend, all time or over the last ``period_hours``."""
+        first = self._first_hour(self._period("period_hours", period_hours)) \
+            if period_hours else None
+        total = _Spend()
         with self._lock:
-            out: dict[str, float] = {}
             for u in self._usage.values():
-                for endpoint, cost in u.lifetime().by_endpoint.items():
-                    out[endpoint] = out.get(endpoint, 0.0) + cost
-            return out
+                total.merge(u.lifetime() if first is None else u.since(first))
+        return total
 
-    def get_total_cost(self) -> float:
-        with self._lock:
-            return sum(self._cost.values.values())
+    @staticmethod
+    def _period(name: str, hours: object) -> int:
+        """A period in hours that the hourly history covers."""
+        hours = v.tokens(name, hours)
+        if hours > HISTORY_HOURS:
+            raise v.InvalidMetricInput(
+                f"{name} must be at most {HISTORY_HOURS} (the hours kept), got {hours}")
+        return hours
 
     def get_summary(self) -> dict[str, Any]:
         """Totals by key id, model and endpoint; keys appear only as their ids."""

@@ -592,3 +592,18 @@ def test_model_stats_dataclass():
                                               pytest.approx(298))
     assert st.calculate_cost() == pytest.approx(2 * 0.005 + 0.5 * 0.015)
     assert ModelStats("ft:gpt-4o:o::i", total_prompt_tokens=1000).calculate_cost() == 0.001
+
+
+def test_cost_by_model_endpoint_and_total_take_a_period(clock):
+    t = CostTracker(clock=clock)
+    t.record_usage("a", "gpt-4o", CHAT, 1_000_000, 0)  # $5
+    clock.advance(5 * HOUR)
+    t.record_usage("b", "gpt-4o-mini", "/v1/completions", 1_000_000, 0)  # $0.15
+    assert t.get_cost_by_model() == {"gpt-4o": pytest.approx(5), "gpt-4o-mini": pytest.approx(
+        0.15)}
+    assert t.get_cost_by_model(period_hours=2) == {"gpt-4o-mini": pytest.approx(0.15)}
+    assert t.get_cost_by_endpoint(2) == {"/v1/completions": pytest.approx(0.15)}
+    assert t.get_total_cost(2) == pytest.approx(0.15)
+    assert t.get_total_cost() == t.get_total_cost(0) == pytest.approx(5.15)
+    with pytest.raises(InvalidMetricInput, match="period_hours"):
+        t.get_total_cost(500)
