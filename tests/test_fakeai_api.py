@@ -607,3 +607,18 @@ def test_cost_by_model_endpoint_and_total_take_a_period(clock):
     assert t.get_total_cost() == t.get_total_cost(0) == pytest.approx(5.15)
     with pytest.raises(InvalidMetricInput, match="period_hours"):
         t.get_total_cost(500)
+
+
+def test_every_tracker_exports_exactly_its_own_series(telemetry):
+    from fakeai_metrics.catalog import owned_by
+    telemetry.record_request(endpoint=CHAT, model="gpt-4o", latency_s=0.2, prompt_tokens=10,
+                             completion_tokens=5, api_key="sk-x")
+    telemetry.record_failure(endpoint=CHAT, model="gpt-4o", status_code=500, error_type="E")
+    telemetry.start_stream("s", endpoint=CHAT, model="gpt-4o")
+    telemetry.stream_token("s")
+    for tracker, owner in [(telemetry.metrics, "endpoints"), (telemetry.cost, "cost"),
+                           (telemetry.models, "models"), (telemetry.errors, "errors"),
+                           (telemetry.streaming, "streaming")]:
+        text = tracker.get_prometheus_metrics()
+        names = {f.name for f in text_string_to_metric_families(text)}
+        assert names == {s.full_name().removesuffix("_total") for s in owned_by(owner)}, owner

@@ -215,3 +215,24 @@ def test_price_file_wins_over_genai(genai, tmp_path):
 def test_genai_database_size(genai):
     models, providers = genai().counts()
     assert models > 1000 and providers > 20
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_middleware_bills_at_its_hubs_prices(tmp_path):
+    from test_middleware import build_app, post, usage
+
+    from fakeai_metrics.testing import ManualClock
+    registry, clock = CollectorRegistry(), ManualClock()
+    hub = Telemetry(registry=registry, clock=clock, wall_clock=clock,
+                    prices=PriceTable.from_file(_write(tmp_path, "p.yaml", GOOD_YAML)))
+    app = build_app("starlette", hub, clock)
+    r = await post(app, CHAT, {"model": "gpt-4o", "messages": [], "x_latency": 0.1,
+                               "x_usage": usage(M, M)})
+    assert r.status_code == 200
+    assert metric_value(registry, "fakeai_cost_usd_total", {"model": "gpt-4o"}) == \
+        pytest.approx(16.0)  # the file's $4 + $12, not the default $5 + $15
