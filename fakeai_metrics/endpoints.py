@@ -207,6 +207,10 @@ class MetricsTracker(Tracker):
         latency and returns 0.0.
         """
         v.label("endpoint", endpoint)
+        if isinstance(request_id, bool) or not isinstance(request_id, int):
+            raise v.InvalidMetricInput(
+                f"request_id must be an int from start_request_timer, "
+                f"got {type(request_id).__name__}")
         endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         with self._lock:

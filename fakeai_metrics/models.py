@@ -234,7 +234,9 @@ class ModelMetricsTracker(Tracker):
 
     def track_tokens(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         """Tokens (and their cost) for a model, without counting a request."""
-        v.usage(model, "-", prompt_tokens, completion_tokens)
+        v.label("model", model)
+        v.tokens("prompt_tokens", prompt_tokens)
+        v.tokens("completion_tokens", completion_tokens)
         cost = self._price(model).cost(prompt_tokens, completion_tokens)
         model = self.limits.model(model)
         now = self._clock()

@@ -230,7 +230,9 @@ class StreamingMetricsTracker(Tracker):
 
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
-        v.text("finish_reason", finish_reason)
+        v.label("finish_reason", finish_reason)
+        if client_id is not None:
+            v.label("client_id", client_id)
         return self._finish(stream_id, "completed", finish_reason, None)
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:

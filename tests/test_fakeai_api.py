@@ -622,3 +622,16 @@ def test_every_tracker_exports_exactly_its_own_series(telemetry):
         text = tracker.get_prometheus_metrics()
         names = {f.name for f in text_string_to_metric_families(text)}
         assert names == {s.full_name().removesuffix("_total") for s in owned_by(owner)}, owner
+
+
+@pytest.mark.parametrize("call,argument", [
+    (lambda: MetricsTracker().end_request_timer(CHAT, "1"), "request_id"),
+    (lambda: MetricsTracker().start_request_timer(""), "endpoint"),
+    (lambda: ModelMetricsTracker().track_tokens("gpt-4o", 1.5, 0), "prompt_tokens"),
+    (lambda: ModelMetricsTracker().track_tokens("", 1, 0), "model"),
+    (lambda: ErrorMetricsTracker().cleanup_old_patterns(float("nan")), "age_seconds"),
+    (lambda: CostTracker().get_projected_monthly_cost(5), "api_key"),
+])
+def test_new_calls_refuse_bad_arguments_by_name(call, argument):
+    with pytest.raises(InvalidMetricInput, match=argument):
+        call()
