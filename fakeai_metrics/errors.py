@@ -267,8 +267,9 @@ class ErrorMetricsTracker(Tracker):
             "total_requests": total,
             "total_successes": total - errors,
             "total_errors": errors,
-            "error_rate": errors / total if total else 0.0,
-            "success_rate": (total - errors) / total if total else 1.0,
+            # FakeAI's values: 6 decimals, and 0.0 for both before any request
+            "error_rate": round(errors / total, 6) if total else 0.0,
+            "success_rate": round((total - errors) / total, 6) if total else 0.0,
             "recent_errors_count": recent,
             "windowed_errors_count": len(windowed),
             "pattern_count": patterns,

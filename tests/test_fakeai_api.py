@@ -635,3 +635,14 @@ def test_every_tracker_exports_exactly_its_own_series(telemetry):
 def test_new_calls_refuse_bad_arguments_by_name(call, argument):
     with pytest.raises(InvalidMetricInput, match=argument):
         call()
+
+
+def test_error_metrics_rates_as_fakeai():
+    t = ErrorMetricsTracker()
+    m = t.get_metrics()
+    assert (m["error_rate"], m["success_rate"]) == (0.0, 0.0)  # no requests yet
+    for _ in range(2):
+        t.record_success(CHAT)
+    t.record_error(CHAT, 500, "E")
+    m = t.get_metrics()
+    assert (m["error_rate"], m["success_rate"]) == (0.333333, 0.666667)
