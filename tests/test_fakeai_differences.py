@@ -284,3 +284,10 @@ def test_row_no_deadlock():
     worker.start()
     worker.join(timeout=10)
     assert len(done) == 2 and done[1][0]["model"] == "gpt-4o"
+
+
+def test_row_budget_period():
+    t = CostTracker()
+    t.set_budget("k", 10.0)
+    t.record_usage("k", "gpt-4o", CHAT, 1_000_000, 0)
+    assert t.get_cost_by_key("k")["budget"]["period"] == "never"  # FakeAI: monthly
