@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import catalog as c
@@ -86,13 +86,34 @@ class StreamingAggregateMetrics:
     p50_duration: float = 0.0
     p95_duration: float = 0.0
     p99_duration: float = 0.0
+    total_backpressure_events: int = 0
     success_rate: float = 0.0
     aggregation_window_seconds: float = 0.0
     streams_by_model: dict[str, int] = field(default_factory=dict)
     tokens_by_model: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """FakeAI's JSON shape (latencies grouped, 2 decimals; success rate 4), plus ``tpot``
+        and ``aggregation_window_seconds``."""
+        def group(name: str, stats: tuple[str, ...] = ("avg", "p50", "p95", "p99")
+                  ) -> dict[str, float]:
+            return {stat: round(getattr(self, f"{stat}_{name}"), 2) for stat in stats}
+
+        return {
+            "total_streams": self.total_streams, "active_streams": self.active_streams,
+            "completed_streams": self.completed_streams, "failed_streams": self.failed_streams,
+            "total_tokens_generated": self.total_tokens_generated,
+            "total_bytes_sent": self.total_bytes_sent,
+            **{f"{stat}_tokens_per_second": round(getattr(self, f"{stat}_tokens_per_second"), 2)
+               for stat in ("avg", "p50", "p95", "p99")},
+            "ttft": group("ttft", ("avg", "p50", "p95", "p99", "min", "max")),
+            "itl": group("itl"), "tpot": group("tpot"), "duration": group("duration"),
+            "total_backpressure_events": self.total_backpressure_events,
+            "success_rate": round(self.success_rate, 4),
+            "aggregation_window_seconds": self.aggregation_window_seconds,
+            "streams_by_model": dict(self.streams_by_model),
+            "tokens_by_model": dict(self.tokens_by_model),
+        }
 
 
 class StreamingMetricsTracker(Tracker):
@@ -118,6 +139,7 @@ class StreamingMetricsTracker(Tracker):
         self._tokens_by_model: dict[str, int] = {}
         #: the last ``max_completed_streams`` finished streams' details, oldest first
         self._retained: OrderedDict[str, _Finished] = OrderedDict()
+        self._backpressure = 0  # backpressure events since construction or reset
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -186,10 +208,9 @@ class StreamingMetricsTracker(Tracker):
         ttft = None
         if s.first is None:
             s.first = now
-            ttft = now - s.start
-            self._ttft.observe(s.key, ttft)
-        elif not s.tokens:
-            pass  # the first token of a stream whose TTFT was given (record_first_token_time)
+            if s.given_ttft is None:  # else record_first_token_time observed it
+                ttft = now - s.start
+                self._ttft.observe(s.key, ttft)
         else:  # the first gap: observe() makes the series, which later gaps then update in place
             self._itl.observe(s.key, now - s.last)
             if self._itl.observed_in_place:
@@ -212,9 +233,9 @@ class StreamingMetricsTracker(Tracker):
             if s is None:
                 self._drop("first_token", "unknown_stream")
                 return
-            if s.first is not None:
+            if s.first is not None or s.given_ttft is not None:
                 return
-            s.first = s.start + seconds
+            s.given_ttft = seconds
             self._ttft.observe(s.key, seconds)
         if self._otel is not None:
             self._otel.first_token(s.key[0], seconds)
@@ -227,6 +248,7 @@ class StreamingMetricsTracker(Tracker):
                 self._drop("backpressure", "unknown_stream")
                 return
             s.backpressure += 1
+            self._backpressure += 1
 
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
@@ -263,7 +285,7 @@ class StreamingMetricsTracker(Tracker):
             self._tokens_by_model[model] = self._tokens_by_model.get(model, 0) + s.tokens
         if self._otel is not None and tpot is not None and outcome == "completed":
             self._otel.completed(model, tpot)
-        ttft = None if s.first is None else s.first - s.start
+        ttft = s.ttft()
         return StreamSummary(model, s.prompt_tokens, s.tokens, now - s.start, ttft, tpot)
 
     def _retain(self, stream_id: str, s: OpenStream, now: float, outcome: str,
@@ -334,6 +356,7 @@ class StreamingMetricsTracker(Tracker):
                 failed_streams=failed, total_tokens_generated=sum(tokens_by_model.values()),
                 total_bytes_sent=int(sum(self._bytes.values.values())),
                 success_rate=completed / total if total else 0.0,
+                total_backpressure_events=self._backpressure,
                 aggregation_window_seconds=self.aggregation_window_seconds,
                 streams_by_model=streams_by_model, tokens_by_model=tokens_by_model,
             )
@@ -353,6 +376,7 @@ class StreamingMetricsTracker(Tracker):
         with self._lock:
             self._streams.clear()
             self._retained.clear()
+            self._backpressure = 0
             self._tokens_by_model.clear()
             self._durations.clear()
             for inst in self._instruments.values():

@@ -568,11 +568,22 @@ def test_get_stream_details(clock):
 def test_streaming_aggregate_metrics_to_dict(clock):
     t = StreamingMetricsTracker(clock=clock)
     t.start_stream("a", "gpt-4o")
+    t.record_backpressure("a")
+    clock.advance(0.123456)
     t.record_token("a")
+    clock.advance(0.01)
+    t.record_token("a")
+    t.start_stream("b", "gpt-4o")
     t.complete_stream("a")
     d = t.get_metrics().to_dict()
-    assert d["completed_streams"] == 1 and d["streams_by_model"] == {"gpt-4o": 1}
-    assert {"p50_ttft", "avg_itl", "p99_tpot", "success_rate", "tokens_by_model"} <= set(d)
+    assert (d["total_streams"], d["active_streams"], d["completed_streams"]) == (2, 1, 1)
+    assert d["success_rate"] == 0.5 and d["total_backpressure_events"] == 1
+    assert set(d["ttft"]) == {"avg", "p50", "p95", "p99", "min", "max"}
+    assert d["ttft"]["min"] == 123.46  # ms, 2 decimals
+    assert set(d["itl"]) == set(d["duration"]) == {"avg", "p50", "p95", "p99"}
+    assert d["itl"]["avg"] == pytest.approx(10.0, abs=0.01)
+    assert {"avg_tokens_per_second", "p99_tokens_per_second", "total_tokens_generated",
+            "total_bytes_sent", "streams_by_model", "tokens_by_model"} <= set(d)
 
 
 def test_model_stats_dataclass():

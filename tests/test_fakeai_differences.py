@@ -94,7 +94,7 @@ def test_row_bad_input():
 def test_row_stream_drops():
     t = StreamingMetricsTracker(max_active_streams=1)
     t.start_stream("a", "gpt-4o")
-    assert t.start_stream("b", "gpt-4o") is False
+    assert t.start_stream("b", "gpt-4o") is False  # FakeAI: ValueError
     t.record_backpressure("nope")
     t.record_first_token_time("nope", 10.0)
     for event, reason in [("start", "capacity"), ("backpressure", "unknown_stream"),
@@ -254,6 +254,7 @@ def test_row_ttft_kept(clock):
     t.record_token("s")
     d = t.get_stream_details("s")
     assert d["ttft_ms"] == pytest.approx(80.0)  # FakeAI: 300
+    assert d["avg_itl_ms"] == pytest.approx(10.0)  # between the two tokens, as FakeAI
     m = t.get_metrics()
     assert m.p50_itl == pytest.approx(10.0, rel=0.02)  # one gap, from the first token on
 
@@ -291,3 +292,19 @@ def test_row_budget_period():
     t.set_budget("k", 10.0)
     t.record_usage("k", "gpt-4o", CHAT, 1_000_000, 0)
     assert t.get_cost_by_key("k")["budget"]["period"] == "never"  # FakeAI: monthly
+
+
+def test_row_streaming_aggregates(clock):
+    t = StreamingMetricsTracker(clock=clock, aggregation_window_seconds=60)
+    t.start_stream("old", "gpt-4o")
+    t.record_token("old")
+    t.complete_stream("old")
+    clock.advance(600)  # long past the aggregation window
+    t.start_stream("open", "gpt-4o-mini")
+    m = t.get_metrics()
+    assert m.streams_by_model == {"gpt-4o": 1, "gpt-4o-mini": 1}  # FakeAI: {} (none in window)
+    assert m.completed_streams == 1 and m.total_tokens_generated == 1
+    t.start_stream("s2", "gpt-4o")
+    clock.advance(0.2)
+    t.record_token("s2")
+    assert t.get_metrics().max_ttft == pytest.approx(200.0)  # not cached: FakeAI keeps 10 s
