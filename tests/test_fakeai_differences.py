@@ -89,6 +89,8 @@ def test_row_bad_input():
     with pytest.raises(InvalidMetricInput, match="completion_tokens"):
         m.track_tokens("gpt-4o", 1, -1)
     assert t.get_total_cost() == 0 and m.get_all_models_stats() == {}
+    with pytest.raises(ValueError, match="metric"):
+        m.get_model_ranking("speed")
 
 
 def test_row_stream_drops():
@@ -264,6 +266,8 @@ def test_row_track_latency():
     t.track_request("gpt-4o", CHAT, latency_ms=100.0)
     t.track_latency("gpt-4o", 300.0)
     assert t.get_model_stats("gpt-4o")["latency"]["avg_ms"] == pytest.approx(200.0)  # FakeAI 400
+    t.track_request("gpt-4o", CHAT)  # no latency: not averaged in (FakeAI: counts as 0)
+    assert t.get_model_stats("gpt-4o")["latency"]["avg_ms"] == pytest.approx(200.0)
     assert ("unknown", "gpt-4o") in t._duration.series
 
 
