@@ -132,26 +132,14 @@ class CostOptimizationSuggestion:
 class _Spend:
     """Spend and tokens of one key, overall or in one hour: per model a row
     [cost, prompt, completion, cached, requests], and cost per endpoint. Totals are summed from
-    the rows when read (a key uses few models), so recording updates one row.
+    the rows when read (a key uses few models), so recording updates one row
+    (``CostTracker.record_usage`` does, inline: the hot path).
 
     A key's lifetime spend by model is also the exported ``cost_usd_total{api_key, model}``.
     """
 
     by_model: dict[str, list[float]] = field(default_factory=dict)
     by_endpoint: dict[str, float] = field(default_factory=dict)
-
-    def add(self, model: str, endpoint: str, cost: float, prompt: int, completion: int,
-            cached: int) -> None:
-        row = self.by_model.get(model)
-        if row is None:
-            row = self.by_model[model] = [0.0, 0, 0, 0, 0]
-        row[0] += cost
-        row[1] += prompt
-        row[2] += completion
-        row[3] += cached
-        row[4] += 1
-        by_endpoint = self.by_endpoint
-        by_endpoint[endpoint] = by_endpoint.get(endpoint, 0.0) + cost
 
     def _total(self, column: int) -> float:
         return sum(row[column] for row in self.by_model.values())
@@ -299,7 +287,16 @@ class CostTracker(Tracker):
                 usage = self._usage[key] = _KeyUsage()
             hour = int(now // 3600)
             spend = usage._current if hour == usage._hour else usage.hour(hour)
-            spend.add(label, endpoint, cost, prompt_tokens, completion_tokens, cached_tokens)
+            row = spend.by_model.get(label)
+            if row is None:
+                row = spend.by_model[label] = [0.0, 0, 0, 0, 0]
+            row[0] += cost
+            row[1] += prompt_tokens
+            row[2] += completion_tokens
+            row[3] += cached_tokens
+            row[4] += 1
+            by_endpoint = spend.by_endpoint
+            by_endpoint[endpoint] = by_endpoint.get(endpoint, 0.0) + cost
             if cached_tokens:
                 usage.cache_regular += cached_tokens * price.input / 1_000_000
                 usage.cache_cost += cached_tokens * route.cached_rate / 1_000_000
