@@ -33,14 +33,9 @@ log = logging.getLogger(__name__)
 _MAX_MESSAGE = 1000
 
 
-class _Finished(NamedTuple):
-    """A finished stream kept for ``get_stream_details``."""
-
-    stream: OpenStream
-    end: float
-    outcome: str
-    finish_reason: str | None
-    error_message: str | None
+#: A finished stream kept for ``get_stream_details``: (stream, end, outcome, finish_reason,
+#: error_message). A plain tuple: made on every finish, a NamedTuple's constructor costs more.
+_Finished = tuple[OpenStream, float, str, "str | None", "str | None"]
 
 
 class StreamSummary(NamedTuple):
@@ -293,7 +288,7 @@ class StreamingMetricsTracker(Tracker):
         """Keep a finished stream for ``get_stream_details`` (its view is built when asked:
         most are never asked for); call under the lock."""
         self._retained.pop(stream_id, None)
-        self._retained[stream_id] = _Finished(s, now, outcome, finish_reason, error_message)
+        self._retained[stream_id] = (s, now, outcome, finish_reason, error_message)
         while len(self._retained) > self.max_completed_streams:
             self._retained.popitem(last=False)
 
@@ -308,9 +303,10 @@ class StreamingMetricsTracker(Tracker):
             done = self._retained.get(stream_id)
             if done is None:
                 return None
-            return {"stream_id": stream_id, "model": done.stream.key[0], "status": done.outcome,
-                    **done.stream.details(done.end), "finish_reason": done.finish_reason,
-                    "error_message": done.error_message}
+            stream, end, outcome, finish_reason, error_message = done
+            return {"stream_id": stream_id, "model": stream.key[0], "status": outcome,
+                    **stream.details(end), "finish_reason": finish_reason,
+                    "error_message": error_message}
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import StreamingInstruments
