@@ -2,24 +2,25 @@
 exported to Prometheus, with FakeAI's tracker API."""
 
 from .catalog import CATALOG, MetricSpec
-from .cost import BudgetLimitType, BudgetPeriod, CostTracker
+from .cost import BudgetLimitType, BudgetPeriod, CostOptimizationSuggestion, CostTracker
 from .endpoints import MetricsTracker
-from .errors import ErrorMetricsTracker
+from .errors import ErrorMetricsTracker, ErrorPattern, ErrorRecord
 from .goodput import GoodputStatus
 from .keys import KeyIds, hash_key
 from .latency_slo import LatencySLO, load_slos
 from .limits import LabelLimits
 from .models import ModelMetricsTracker
-from .pricing import Price, PriceTable
+from .pricing import Price, PriceTable, load_price_file
 from .slo import SLOStatus
-from .streaming import StreamingMetricsTracker
+from .streaming import StreamingAggregateMetrics, StreamingMetricsTracker
 from .telemetry import Telemetry
 from .validation import InvalidMetricInput
 
 __all__ = [
-    "BudgetLimitType", "BudgetPeriod", "CATALOG", "CostTracker", "ErrorMetricsTracker",
-    "GoodputStatus", "InvalidMetricInput", "KeyIds", "LabelLimits", "LatencySLO", "MetricSpec",
-    "MetricsTracker", "ModelMetricsTracker", "Price", "PriceTable", "SLOStatus",
-    "StreamingMetricsTracker", "Telemetry", "hash_key", "load_slos",
+    "BudgetLimitType", "BudgetPeriod", "CATALOG", "CostOptimizationSuggestion", "CostTracker",
+    "ErrorMetricsTracker", "ErrorPattern", "ErrorRecord", "GoodputStatus", "InvalidMetricInput",
+    "KeyIds", "LabelLimits", "LatencySLO", "MetricSpec", "MetricsTracker", "ModelMetricsTracker",
+    "Price", "PriceTable", "SLOStatus", "StreamingAggregateMetrics", "StreamingMetricsTracker",
+    "Telemetry", "hash_key", "load_price_file", "load_slos",
 ]
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ import sys
 import threading
 from typing import Sequence
 
+from .pricing import PriceTable, load_price_file
 from .server import DEFAULT_TIMEOUT_S
 
 EPILOG = """examples:
@@ -18,6 +19,7 @@ EPILOG = """examples:
   fakeai-metrics demo --rps 50 --duration 120 --seed 1
   fakeai-metrics demo --slos fakeai_metrics/examples/latency-slos.yml
   fakeai-metrics demo --redis-url redis://127.0.0.1:6379/0   budgets shared through Redis
+  fakeai-metrics demo --price-file prices.yaml --genai-prices
   fakeai-metrics serve --port 9464          /metrics only (multiprocess-aware)
   fakeai-metrics rules --objective 0.995    regenerate grafana/alerts/
   fakeai-metrics dashboards                 regenerate grafana/dashboards/
@@ -95,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--redis-url", default=None, metavar="URL",
                       help="share budgets with every process on this Redis (redis://host:port/db; "
                       "default: $FAKEAI_METRICS_REDIS_URL, else this process only)")
+    demo.add_argument("--price-file", metavar="PATH",
+                      help="YAML/JSON prices (model -> input/output/cached USD per million "
+                      "tokens) over the default table")
+    demo.add_argument("--genai-prices", action="store_true",
+                      help="price models from the genai-prices database instead of FakeAI's "
+                      "table (pip install 'fakeai-metrics[genai]')")
+    demo.add_argument("--genai-provider", metavar="ID",
+                      help="genai-prices provider id (e.g. openai); implies --genai-prices")
 
     serve = sub.add_parser("serve", help="serve /metrics only",
                            description="Serve /metrics of this process (or, with "
@@ -131,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .catalog import markdown_table
         print(markdown_table(), end="")
         return 0
+    prices = None
+    if args.command == "demo":
+        try:
+            prices = price_table(args.price_file, args.genai_prices, args.genai_provider)
+        except ValueError as e:  # InvalidMetricInput: a bad price file or provider
+            print(f"fakeai-metrics: {e}", file=sys.stderr)
+            return 2
     problem = _check_port_free(args.addr, args.port)
     if problem:
         print(f"fakeai-metrics: {problem}", file=sys.stderr)
@@ -155,10 +172,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         asyncio.run(demo.run(port=args.port, addr=args.addr, rps=args.rps,
                              duration=args.duration, seed=args.seed, error_rate=args.error_rate,
-                             slos=slos, budget_store=args.redis_url))
+                             slos=slos, budget_store=args.redis_url, prices=prices))
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def price_table(price_file: str | None, genai: bool = False,
+                genai_provider: str | None = None) -> PriceTable | None:
+    """The demo's prices from its options; None keeps the default table."""
+    if not (price_file or genai or genai_provider):
+        return None
+    own = load_price_file(price_file) if price_file else None
+    if not (genai or genai_provider):
+        return PriceTable(own)
+    from .genai import GenaiPrices
+    return PriceTable(own, genai=GenaiPrices(genai_provider))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from .asgi import FakeAIMetricsMiddleware
 from .cost import BudgetLimitType, BudgetPeriod
 from .latency_slo import SLOSource
+from .pricing import PriceTable
 from .server import asgi_app
 from .telemetry import Telemetry
 
@@ -205,16 +206,18 @@ def status_line(telemetry: Telemetry, started: float) -> str:
 async def run(port: int = 9464, addr: str = "127.0.0.1", rps: float = 20.0,
               duration: float = 0.0, seed: int | None = None, error_rate: float = 0.02,
               registry: CollectorRegistry = REGISTRY, out: Any = sys.stdout,
-              slos: SLOSource | None = None, budget_store: str | None = None) -> Telemetry:
+              slos: SLOSource | None = None, budget_store: str | None = None,
+              prices: PriceTable | None = None) -> Telemetry:
     """Serve the fake API and ``/metrics`` on ``addr:port`` and drive it until stopped.
 
     ``slos``: latency SLOs (or a spec file) to judge every request against; the status line
     then shows each one's good ratio and goodput over the last five minutes. ``budget_store``
-    (a ``redis://`` URL) shares the budgets with other demos on that Redis."""
+    (a ``redis://`` URL) shares the budgets with other demos on that Redis. ``prices``
+    (default: FakeAI's table) prices its requests."""
     import uvicorn
 
     rng = random.Random(seed)
-    telemetry = Telemetry(registry=registry, slos=slos, budget_store=budget_store)
+    telemetry = Telemetry(registry=registry, slos=slos, budget_store=budget_store, prices=prices)
     setup_keys(telemetry)
     app = build_app(telemetry, registry, rng, error_rate)
     server = uvicorn.Server(uvicorn.Config(app, host=addr, port=port, log_level="warning",

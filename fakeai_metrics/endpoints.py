@@ -13,8 +13,13 @@ belongs to ``StreamingMetricsTracker``.
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
 import logging
+import time
 from bisect import bisect_left
+from collections import OrderedDict
 from typing import Any
 
 from . import catalog as c
@@ -28,6 +33,10 @@ log = logging.getLogger(__name__)
 
 KINDS = ("requests", "responses", "tokens", "errors")
 _STAT_QUANTILES = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99))
+_LATENCY_STATS = ("avg", "min", "max", "p50", "p90", "p99")
+CSV_LATENCY_COLUMNS = tuple(f"{stat}_latency" for stat in _LATENCY_STATS)
+#: Open request timers kept per endpoint (FakeAI's cap).
+MAX_TIMERS = 1000
 _PLAIN_GRID = fine_grid(())[0]
 
 
@@ -86,6 +95,10 @@ class MetricsTracker(Tracker):
         self._stream_counts = {"completed": 0, "failed": 0}
         self._ttft = Histogram(c.TTFT)  # in-process only
         self._tps = Histogram(c.TPS)  # in-process only
+        self._timer_ids = itertools.count(1)
+        #: endpoint -> timer id -> start, at most MAX_TIMERS per endpoint (oldest dropped)
+        self._timers: dict[str, OrderedDict[int, float]] = {}
+        self._first_request: float | None = None
 
     def _slot(self, kind: str, endpoint: str, now: float) -> _Slot:
         """The running slot of the endpoint's window of this kind (the window made on first use)."""
@@ -164,6 +177,48 @@ class MetricsTracker(Tracker):
     def _event(self, kind: str, counter: Counter, endpoint: str, now: float) -> None:
         self._slot(kind, endpoint, now).events += 1
         counter.inc((endpoint,))
+        if self._first_request is None and kind == "requests":
+            self._first_request = now
+
+    # --- request timers (FakeAI's start/end pair) -----------------------------------------------
+
+    def start_request_timer(self, endpoint: str) -> int:
+        """Start timing a request; returns its id for ``end_request_timer``.
+
+        At most ``MAX_TIMERS`` timers per endpoint are open; starting more forgets the oldest.
+        """
+        v.label("endpoint", endpoint)
+        endpoint = self.limits.endpoint(endpoint)
+        now = self._clock()
+        with self._lock:
+            request_id = next(self._timer_ids)
+            timers = self._timers.get(endpoint)
+            if timers is None:
+                timers = self._timers[endpoint] = OrderedDict()
+            timers[request_id] = now
+            if len(timers) > MAX_TIMERS:
+                timers.popitem(last=False)
+        return request_id
+
+    def end_request_timer(self, endpoint: str, request_id: int) -> float:
+        """Record the response of a timed request and return its latency in seconds.
+
+        The timer ends here: an unknown or already ended id records a response without a
+        latency and returns 0.0.
+        """
+        v.label("endpoint", endpoint)
+        if isinstance(request_id, bool) or not isinstance(request_id, int):
+            raise v.InvalidMetricInput(
+                f"request_id must be an int from start_request_timer, "
+                f"got {type(request_id).__name__}")
+        endpoint = self.limits.endpoint(endpoint)
+        now = self._clock()
+        with self._lock:
+            timers = self._timers.get(endpoint)
+            start = None if timers is None else timers.pop(request_id, None)
+            latency = None if start is None else max(0.0, now - start)
+            self._response(endpoint, now, latency)
+        return 0.0 if latency is None else latency
 
     # --- streams -----------------------------------------------------------------------------
 
@@ -278,6 +333,58 @@ class MetricsTracker(Tracker):
                              for ep, w in self._windows[kind].items()}
         out["streaming_stats"] = self.get_streaming_stats()
         return out
+
+
+    def get_csv_metrics(self) -> str:
+        """FakeAI's CSV: one row per kind and endpoint (error rows only when the rate is > 0);
+        the latency columns are filled on response rows only. CRLF line ends (the csv module's)."""
+        metrics = self.get_metrics()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["metric_type", "endpoint", "rate", *CSV_LATENCY_COLUMNS])
+        for kind in KINDS:
+            for endpoint, st in metrics[kind].items():
+                if kind == "errors" and st["rate"] <= 0:
+                    continue
+                latency = [st[k] if kind == "responses" else 0.0 for k in _LATENCY_STATS]
+                writer.writerow([kind, endpoint, st["rate"], *latency])
+        return out.getvalue()
+
+    def get_detailed_health(self) -> dict[str, Any]:
+        """FakeAI's health view: ``unhealthy`` above 10 % errors per request, ``degraded``
+        above 5 %, else ``healthy``; rates over the window, latencies of responses."""
+        metrics = self.get_metrics()
+        now = self._clock()
+        requests = sum(st["rate"] for st in metrics["requests"].values())
+        errors = sum(st["rate"] for st in metrics["errors"].values())
+        pct = errors / requests * 100 if requests > 0 else 0
+        status = "unhealthy" if pct > 10 else "degraded" if pct > 5 else "healthy"
+        averages = [st["avg"] for st in metrics["responses"].values() if st["avg"] > 0]
+        with self._lock:
+            first, active = self._first_request, len(self._streams)
+        return {
+            "status": status,
+            "timestamp": time.time(),
+            "uptime_seconds": 0.0 if first is None else now - first,
+            "metrics_summary": {
+                "total_requests_per_second": requests,
+                "total_errors_per_second": errors,
+                "error_rate_percentage": round(pct, 2),
+                "average_latency_seconds": round(sum(averages) / len(averages), 3)
+                if averages else 0,
+                "active_streams": active,
+            },
+            "endpoints": {
+                endpoint: {"requests_per_second": st["rate"],
+                           "latency_p50_ms": round(st["p50"] * 1000, 2),
+                           "latency_p99_ms": round(st["p99"] * 1000, 2)}
+                for endpoint, st in metrics["responses"].items() if st["rate"] > 0
+            },
+        }
+
+    def shutdown(self) -> None:
+        """FakeAI's call: this tracker starts no thread, so there is nothing to stop; data and
+        recording are unaffected."""
 
 
 def _summary(hist: Histogram) -> dict[str, float]:

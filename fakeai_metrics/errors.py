@@ -86,18 +86,50 @@ def fingerprint(error_type: str, endpoint: str, normalized: str) -> str:
     return hashlib.sha256(f"{error_type}:{endpoint}:{normalized}".encode()).hexdigest()[:16]
 
 
+_FAKEAI_NORMALISERS = [(re.compile(p, flags), token) for p, flags, token in [
+    (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I, "<UUID>"),
+    (r"req-[a-zA-Z0-9]+", 0, "<REQUEST_ID>"),
+    (r"0x[0-9a-fA-F]+", 0, "<ADDR>"),
+    (r"\d+", 0, "<NUM>"),
+]]
+
+
+def fakeai_fingerprint(error_type: str, endpoint: str, message: str) -> str:
+    """FakeAI's fingerprint of an error: 8 hex digits of sha256 of ``type:endpoint:message``,
+    the message with UUIDs, ``req-`` ids, ``0x`` addresses and digit runs replaced, cut to 200."""
+    for pattern, token in _FAKEAI_NORMALISERS:
+        message = pattern.sub(token, message)
+    return hashlib.sha256(f"{error_type}:{endpoint}:{message[:200]}".encode()).hexdigest()[:8]
+
+
 @dataclass(frozen=True)
 class ErrorRecord:
+    """FakeAI's error record. Built without a ``fingerprint`` it gets FakeAI's
+    (``fakeai_fingerprint``); the tracker's own records carry its pattern fingerprint."""
+
     timestamp: float
     endpoint: str
     status_code: int
     error_type: str
     error_message: str
-    fingerprint: str
     model: str | None = None
     api_key: str | None = None  # the key's id, never the key
     request_id: str | None = None
     user_id: str | None = None
+    stack_trace: str | None = None
+    fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fakeai_fingerprint(
+                self.error_type, self.endpoint, self.error_message))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"timestamp": self.timestamp, "endpoint": self.endpoint,
+                "status_code": self.status_code, "error_type": self.error_type,
+                "error_message": self.error_message, "model": self.model,
+                "api_key": self.api_key, "request_id": self.request_id,
+                "user_id": self.user_id, "fingerprint": self.fingerprint}
 
 
 @dataclass
@@ -110,7 +142,17 @@ class ErrorPattern:
     first_seen: float
     last_seen: float
     affected_models: set[str] = field(default_factory=set)
+    affected_users: set[str] = field(default_factory=set)  # user ids (hashed like keys)
     example_request_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """FakeAI's shape: the number of users, at most 5 example request ids."""
+        return {"fingerprint": self.fingerprint, "error_type": self.error_type,
+                "endpoint": self.endpoint, "normalized_message": self.normalized_message,
+                "count": self.count, "first_seen": self.first_seen,
+                "last_seen": self.last_seen, "affected_models": sorted(self.affected_models),
+                "affected_users_count": len(self.affected_users),
+                "example_request_ids": self.example_request_ids[:5]}
 
 
 class ErrorMetricsTracker(Tracker):
@@ -168,6 +210,13 @@ class ErrorMetricsTracker(Tracker):
         finally:
             lock.release()
 
+    def record_request(self, endpoint: str, model: str | None = None) -> None:
+        """FakeAI's call, checked and otherwise ignored: ``record_success`` and ``record_error``
+        count each request once (FakeAI counts it a second time here)."""
+        v.label("endpoint", endpoint)
+        if model is not None:
+            v.label("model", model)
+
     def record_error(self, endpoint: str, status_code: int, error_type: str,
                      error_message: str = "", model: str | None = None,
                      api_key: str | None = None, request_id: str | None = None,
@@ -205,8 +254,8 @@ class ErrorMetricsTracker(Tracker):
         normalized = _normalize_stored(message)
         fp = fingerprint(error_type, endpoint, normalized)
         now = self._clock()
-        record = ErrorRecord(now, endpoint, status_code, error_type, message, fp, model,
-                             key_id, request_id, user)
+        record = ErrorRecord(now, endpoint, status_code, error_type, message, model,
+                             key_id, request_id, user, fingerprint=fp)
         with self._lock:
             slot = self._ring.slot(now)
             slot[0] += 1
@@ -214,7 +263,7 @@ class ErrorMetricsTracker(Tracker):
             self._requests.inc((endpoint, model or UNKNOWN_MODEL, "error"))
             self._errors.inc((endpoint, error_type, str(status_code)))
             self._recent.append(record)
-            self._add_pattern(record, normalized)
+            self._add_pattern(record, fp, normalized)
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import ErrorInstruments
@@ -226,20 +275,22 @@ class ErrorMetricsTracker(Tracker):
         return ErrorInstruments(meter, provider_name, lambda: self._snapshot(c.REQUESTS),
                                 lambda: self._snapshot(c.ERRORS), burn_rates)
 
-    def _add_pattern(self, record: ErrorRecord, normalized: str) -> None:
-        p = self._patterns.get(record.fingerprint)
+    def _add_pattern(self, record: ErrorRecord, fp: str, normalized: str) -> None:
+        p = self._patterns.get(fp)
         if p is not None:
-            self._patterns.move_to_end(record.fingerprint)
+            self._patterns.move_to_end(fp)
         else:
             if len(self._patterns) >= self.max_patterns:
                 self._patterns.popitem(last=False)
-            p = self._patterns[record.fingerprint] = ErrorPattern(
-                record.fingerprint, record.error_type, record.endpoint, normalized, 0,
+            p = self._patterns[fp] = ErrorPattern(
+                fp, record.error_type, record.endpoint, normalized, 0,
                 record.timestamp, record.timestamp)
         p.count += 1
         p.last_seen = record.timestamp
         if record.model is not None and len(p.affected_models) < 100:
             p.affected_models.add(record.model)
+        if record.user_id is not None and len(p.affected_users) < 100:
+            p.affected_users.add(record.user_id)
         if record.request_id is not None and len(p.example_request_ids) < 10:
             p.example_request_ids.append(record.request_id)
 
@@ -273,8 +324,9 @@ class ErrorMetricsTracker(Tracker):
             "total_requests": total,
             "total_successes": total - errors,
             "total_errors": errors,
-            "error_rate": errors / total if total else 0.0,
-            "success_rate": (total - errors) / total if total else 1.0,
+            # FakeAI's values: 6 decimals, and 0.0 for both before any request
+            "error_rate": round(errors / total, 6) if total else 0.0,
+            "success_rate": round((total - errors) / total, 6) if total else 0.0,
             "recent_errors_count": recent,
             "windowed_errors_count": len(windowed),
             "pattern_count": patterns,
@@ -309,10 +361,26 @@ class ErrorMetricsTracker(Tracker):
         since = self._clock() - self.window_seconds if recent_only else float("-inf")
         with self._lock:  # copies: the tracker's own patterns keep changing
             found = [replace(p, affected_models=set(p.affected_models),
+                             affected_users=set(p.affected_users),
                              example_request_ids=list(p.example_request_ids))
                      for p in self._patterns.values()
                      if p.count >= threshold and p.last_seen >= since]
         return sorted(found, key=lambda p: p.count, reverse=True)
+
+    def cleanup_old_patterns(self, age_seconds: int = 3600) -> int:
+        """Forget patterns last seen more than ``age_seconds`` ago (all when <= 0); returns how
+        many. Counters and recent errors are kept."""
+        if isinstance(age_seconds, bool) or not isinstance(age_seconds, (int, float)) \
+                or age_seconds != age_seconds:
+            raise v.InvalidMetricInput(
+                f"age_seconds must be a number, got {type(age_seconds).__name__}")
+        cutoff = self._clock() - age_seconds
+        with self._lock:
+            old = [fp for fp, p in self._patterns.items()
+                   if age_seconds <= 0 or p.last_seen < cutoff]
+            for fp in old:
+                del self._patterns[fp]
+        return len(old)
 
     def get_recent_errors(self, limit: int = 50, endpoint: str | None = None,
                           error_type: str | None = None) -> list[ErrorRecord]:

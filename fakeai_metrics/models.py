@@ -5,11 +5,16 @@ that histogram's own counts. Request outcomes are exported by ``ErrorMetricsTrac
 ``CostTracker``, so a request seen by all three is counted once per metric. ``user`` values are
 treated like API keys (hashed or aliased) since callers often pass the key there; at most
 ``max_users_per_model`` distinct users are kept per model, the rest are counted as ``__other__``.
+
+Standalone, it prices models as FakeAI's model tracker does (its per-1K table, re-exported here as
+``MODEL_PRICING`` / ``DEFAULT_PRICING``); ``Telemetry`` gives it the cost tracker's table instead,
+so both report one cost. Requests per model and hour are kept for the last 25 hours only.
 """
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -18,8 +23,20 @@ from . import validation as v
 from .instruments import Distribution, Histogram
 from .keys import KeyIds, scrub_path
 from .limits import OTHER
-from .pricing import Price, PriceTable
+from .pricing import (
+    DEFAULT_PRICING_PER_1K as DEFAULT_PRICING,
+    MODEL_PRICING_PER_1K as MODEL_PRICING,
+    MODEL_TRACKER_FALLBACK,
+    MODEL_TRACKER_PRICES,
+    Price,
+    PriceTable,
+)
 from .tracker import Tracker
+
+__all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker", "ModelStats"]
+
+#: The endpoint label of latencies given without one (``track_latency``).
+NO_ENDPOINT = "unknown"
 
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
 
@@ -35,19 +52,123 @@ class _ModelStats:
     last: float = 0.0
     endpoints: dict[str, int] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
+    hours: dict[int, int] = field(default_factory=dict)  # hour start -> requests
+    #: the hour requests are being counted in: its start, end and count so far (kept apart
+    #: from ``hours`` so that counting a request is one comparison and one add)
+    hour_start: int = -1
+    hour_end: float = -1.0
+    hour_count: int = 0
+
+    def new_hour(self, now: float) -> None:
+        """Count a request outside the current hour: that hour becomes the current one."""
+        if self.hour_count:
+            self.hours[self.hour_start] = self.hours.get(self.hour_start, 0) + self.hour_count
+        hour = int(now // 3600) * 3600
+        for old in [h for h in self.hours if h < hour - 86400]:
+            del self.hours[old]
+        self.hour_start, self.hour_end = hour, hour + 3600.0
+        self.hour_count = self.hours.pop(hour, 0) + 1
+
+    def requests_by_hour(self) -> dict[int, int]:
+        counts = dict(self.hours)
+        if self.hour_count:
+            counts[self.hour_start] = counts.get(self.hour_start, 0) + self.hour_count
+        return counts
+
+
+@dataclass
+class ModelStats:
+    """FakeAI's per-model statistics object, for callers that build one themselves.
+
+    The tracker does not use it: it keeps every latency and a timeline entry per request, which
+    grows with traffic; ``ModelMetricsTracker`` keeps counts and histograms instead. Costs use
+    FakeAI's model-tracker prices (``MODEL_PRICING`` per 1K tokens, else ``DEFAULT_PRICING``).
+    """
+
+    model: str
+    request_count: int = 0
+    total_prompt_tokens: int = 0
+    total_completion_tokens: int = 0
+    total_tokens: int = 0
+    total_latency_ms: float = 0.0
+    error_count: int = 0
+    latencies: list[float] = field(default_factory=list)
+    endpoint_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    user_requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    user_tokens: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    request_timeline: list[tuple[float, int]] = field(default_factory=list)
+    first_request_time: float | None = None
+    last_request_time: float | None = None
+
+    def add_request(self, prompt_tokens: int, completion_tokens: int, latency_ms: float,
+                    endpoint: str | None = None, user: str | None = None,
+                    error: bool = False) -> None:
+        now = time.time()
+        tokens = prompt_tokens + completion_tokens
+        self.request_count += 1
+        self.total_prompt_tokens += prompt_tokens
+        self.total_completion_tokens += completion_tokens
+        self.total_tokens += tokens
+        self.total_latency_ms += latency_ms
+        if latency_ms > 0:
+            self.latencies.append(latency_ms)
+        self.error_count += bool(error)
+        if endpoint:
+            self.endpoint_requests[endpoint] += 1
+        if user:
+            self.user_requests[user] += 1
+            self.user_tokens[user] += tokens
+        self.request_timeline.append((now, 1))
+        if self.first_request_time is None:
+            self.first_request_time = now
+        self.last_request_time = now
+
+    def get_avg_latency_ms(self) -> float:
+        return self.total_latency_ms / self.request_count if self.request_count else 0.0
+
+    def get_error_rate(self) -> float:
+        """Errors per request, in percent."""
+        return self.error_count / self.request_count * 100 if self.request_count else 0.0
+
+    def get_latency_percentiles(self) -> dict[str, float]:
+        """p50/p90/p95/p99 of the latencies, interpolated linearly between ranks (numpy's
+        default method)."""
+        data = sorted(self.latencies)
+        return {f"p{q}": _interpolated(data, q / 100) for q in (50, 90, 95, 99)}
+
+    def calculate_cost(self) -> float:
+        rates = MODEL_PRICING.get(self.model, DEFAULT_PRICING)
+        return (self.total_prompt_tokens / 1000 * rates["input"]
+                + self.total_completion_tokens / 1000 * rates["output"])
+
+    def get_uptime_seconds(self) -> float:
+        if self.first_request_time is None or self.last_request_time is None:
+            return 0.0
+        return self.last_request_time - self.first_request_time
+
+
+def _interpolated(data: list[float], q: float) -> float:
+    if not data:
+        return 0.0
+    rank = q * (len(data) - 1)
+    low = int(rank)
+    high = min(low + 1, len(data) - 1)
+    return data[low] + (data[high] - data[low]) * (rank - low)
 
 
 class ModelMetricsTracker(Tracker):
     owner = "models"
     default_clock = staticmethod(time.time)
 
-    def __init__(self, *, prices: Mapping[str, Price] | None = None,
+    def __init__(self, *, prices: Mapping[str, Price] | PriceTable | None = None,
                  key_ids: KeyIds | None = None, max_users_per_model: int = 1000,
                  **kwargs: Any) -> None:
+        """``prices``: a ``PriceTable``, or ``Price``s over FakeAI's model-tracker table."""
         v.count("max_users_per_model", max_users_per_model)
         if key_ids is not None and not isinstance(key_ids, KeyIds):
             raise v.InvalidMetricInput(f"key_ids must be a KeyIds, got {type(key_ids).__name__}")
-        prices_table = PriceTable(prices)
+        prices_table = prices if isinstance(prices, PriceTable) else PriceTable(
+            prices, MODEL_TRACKER_FALLBACK, table=MODEL_TRACKER_PRICES, fine_tuned={})
         super().__init__(**kwargs)
         self.prices = prices_table
         self.key_ids = key_ids or KeyIds()
@@ -80,12 +201,7 @@ class ModelMetricsTracker(Tracker):
         user_id = self.key_ids(user, "user") if user is not None else None
         if user is not None and user in endpoint:
             endpoint = scrub_path(endpoint, user)
-        price = self._price_of.get(model)
-        if price is None:
-            price = self.prices.price(model)[0]
-            if len(self._price_of) < 10_000:
-                self._price_of[model] = price
-        cost = price.cost(prompt_tokens, completion_tokens, cached_tokens)
+        cost = self._price(model).cost(prompt_tokens, completion_tokens, cached_tokens)
         limits = self.limits
         model, endpoint = limits.model(model), limits.endpoint(endpoint)
         now = self._clock()
@@ -95,6 +211,10 @@ class ModelMetricsTracker(Tracker):
             st = self._models.get(model)
             if st is None:
                 st = self._models[model] = _ModelStats(first=now)
+            if st.hour_start <= now < st.hour_end:
+                st.hour_count += 1
+            else:
+                st.new_hour(now)
             st.requests += 1
             st.prompt += prompt_tokens
             st.completion += completion_tokens
@@ -113,11 +233,65 @@ class ModelMetricsTracker(Tracker):
         if self._otel is not None and latency_ms is not None:
             self._otel.request(endpoint, model, latency_ms / 1000.0, bool(error))
 
+    def _price(self, model: str) -> Price:
+        price = self._price_of.get(model)
+        if price is None:
+            price = self.prices.price(model)[0]
+            if len(self._price_of) < 10_000:
+                self._price_of[model] = price
+        return price
+
+    def _stats(self, model: str, now: float) -> _ModelStats:
+        """The model's stats, made on first use; call under the lock."""
+        st = self._models.get(model)
+        if st is None:
+            st = self._models[model] = _ModelStats(first=now, last=now)
+        return st
+
+    def track_tokens(self, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+        """Tokens (and their cost) for a model, without counting a request."""
+        v.label("model", model)
+        v.tokens("prompt_tokens", prompt_tokens)
+        v.tokens("completion_tokens", completion_tokens)
+        cost = self._price(model).cost(prompt_tokens, completion_tokens)
+        model = self.limits.model(model)
+        now = self._clock()
+        with self._lock:
+            st = self._stats(model, now)
+            st.prompt += prompt_tokens
+            st.completion += completion_tokens
+            st.cost += cost
+
+    def track_latency(self, model: str, latency_ms: float) -> None:
+        """One latency observation for a model (endpoint label ``unknown``), no request."""
+        v.label("model", model)
+        seconds = v.milliseconds("latency_ms", latency_ms) / 1000.0
+        model = self.limits.model(model)
+        now = self._clock()
+        with self._lock:
+            self._stats(model, now)
+            self._duration.observe((NO_ENDPOINT, model), seconds)
+
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import ModelInstruments
         return ModelInstruments(meter, provider_name)
 
     # --- reading -----------------------------------------------------------------------------
+
+    def get_multi_dimensional_stats(self) -> dict[str, Any]:
+        """Requests by model x endpoint, model x user (ids), and model x hour (last 24 h)."""
+        since = int(self._clock() // 3600) * 3600 - 86400
+        with self._lock:
+            models = [(m, st) for m, st in self._models.items() if st.requests]
+            return {
+                "model_by_endpoint": {m: dict(st.endpoints) for m, st in models},
+                "model_by_user": {m: dict(st.users) for m, st in models if st.users},
+                "model_by_time_24h": {
+                    m: recent for m, st in models
+                    if (recent := [{"timestamp": h, "count": n}
+                                   for h, n in sorted(st.requests_by_hour().items())
+                                   if h >= since])},
+            }
 
 
     def _latency(self, model: str) -> Distribution:
@@ -147,8 +321,10 @@ class ModelMetricsTracker(Tracker):
                 "tokens": {"prompt": st.prompt, "completion": st.completion,
                            "total": st.prompt + st.completion},
                 "latency": latency,
-                "errors": {"count": st.errors, "rate_percent": st.errors / st.requests * 100},
-                "cost": {"total_usd": cost, "per_request_usd": cost / st.requests},
+                "errors": {"count": st.errors,
+                           "rate_percent": st.errors / st.requests * 100 if st.requests else 0.0},
+                "cost": {"total_usd": cost,
+                         "per_request_usd": cost / st.requests if st.requests else 0.0},
                 "endpoints": dict(st.endpoints),
                 "users": dict(st.users),
                 "uptime_seconds": st.last - st.first,

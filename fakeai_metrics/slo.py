@@ -2,11 +2,13 @@
 
 Burn rate = observed error ratio / (1 - objective); 1.0 spends the budget exactly over the SLO
 period. A success ratio exactly at the objective is not a violation: the comparison is done on
-fractions, so 999 successes out of 1000 at 99.9 % is not read as 0.99899999.
+fractions, so 999 successes out of 1000 at 99.9 % is not read as 0.99899999. The error budget is
+a whole number of errors, as in FakeAI, and with no budget left the percentage is 0, not 100.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -37,6 +39,12 @@ def burn_rate(errors: float, total: float, objective: float) -> float:
     return (errors / total) / error_budget(objective) if total else 0.0
 
 
+def allowed_errors(total: int, objective: float) -> int:
+    """Whole errors the budget allows among ``total`` requests: floor(total x (1 - objective)),
+    exactly (1001 at 99.9 % allow 1; 10 at 90 % allow 1, where float arithmetic gives 0)."""
+    return math.floor(total * Fraction(exact_error_budget(objective)))
+
+
 def violated(errors: int, total: int, objective: float) -> bool:
     return bool(total) and Fraction(errors, total) > Fraction(exact_error_budget(objective))
 
@@ -50,9 +58,9 @@ class SLOStatus:
     failed_requests: int
     current_success_rate: float
     current_error_rate: float
-    error_budget_total: float
+    error_budget_total: int
     error_budget_consumed: int
-    error_budget_remaining: float
+    error_budget_remaining: int
     error_budget_percentage: float
     slo_violated: bool
     burn_rate: float
@@ -61,8 +69,8 @@ class SLOStatus:
     @classmethod
     def from_counts(cls, objective: float, window_seconds: float, total: int, errors: int,
                     endpoint_error_rates: dict[str, float]) -> "SLOStatus":
-        allowed = total * error_budget(objective)
-        remaining = max(0.0, allowed - errors)
+        allowed = allowed_errors(total, objective)
+        remaining = max(0, allowed - errors)
         return cls(
             target_success_rate=objective, window_seconds=window_seconds,
             total_requests=total, successful_requests=total - errors, failed_requests=errors,
@@ -70,7 +78,8 @@ class SLOStatus:
             current_error_rate=errors / total if total else 0.0,
             error_budget_total=allowed, error_budget_consumed=errors,
             error_budget_remaining=remaining,
-            error_budget_percentage=remaining / allowed * 100 if allowed else 100.0,
+            error_budget_percentage=(remaining / allowed * 100 if allowed
+                                     else 0.0 if errors else 100.0),
             slo_violated=violated(errors, total, objective),
             burn_rate=burn_rate(errors, total, objective),
             endpoint_error_rates=endpoint_error_rates,

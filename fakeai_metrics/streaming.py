@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from dataclasses import asdict, dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import catalog as c
@@ -28,6 +29,13 @@ from .streams import OpenStream
 from .tracker import Tracker
 
 log = logging.getLogger(__name__)
+#: Longest error message kept with a finished stream.
+_MAX_MESSAGE = 1000
+
+
+#: A finished stream kept for ``get_stream_details``: (stream, end, outcome, finish_reason,
+#: error_message). A plain tuple: made on every finish, a NamedTuple's constructor costs more.
+_Finished = tuple[OpenStream, float, str, "str | None", "str | None"]
 
 
 class StreamSummary(NamedTuple):
@@ -73,13 +81,34 @@ class StreamingAggregateMetrics:
     p50_duration: float = 0.0
     p95_duration: float = 0.0
     p99_duration: float = 0.0
+    total_backpressure_events: int = 0
     success_rate: float = 0.0
     aggregation_window_seconds: float = 0.0
     streams_by_model: dict[str, int] = field(default_factory=dict)
     tokens_by_model: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """FakeAI's JSON shape (latencies grouped, 2 decimals; success rate 4), plus ``tpot``
+        and ``aggregation_window_seconds``."""
+        def group(name: str, stats: tuple[str, ...] = ("avg", "p50", "p95", "p99")
+                  ) -> dict[str, float]:
+            return {stat: round(getattr(self, f"{stat}_{name}"), 2) for stat in stats}
+
+        return {
+            "total_streams": self.total_streams, "active_streams": self.active_streams,
+            "completed_streams": self.completed_streams, "failed_streams": self.failed_streams,
+            "total_tokens_generated": self.total_tokens_generated,
+            "total_bytes_sent": self.total_bytes_sent,
+            **{f"{stat}_tokens_per_second": round(getattr(self, f"{stat}_tokens_per_second"), 2)
+               for stat in ("avg", "p50", "p95", "p99")},
+            "ttft": group("ttft", ("avg", "p50", "p95", "p99", "min", "max")),
+            "itl": group("itl"), "tpot": group("tpot"), "duration": group("duration"),
+            "total_backpressure_events": self.total_backpressure_events,
+            "success_rate": round(self.success_rate, 4),
+            "aggregation_window_seconds": self.aggregation_window_seconds,
+            "streams_by_model": dict(self.streams_by_model),
+            "tokens_by_model": dict(self.tokens_by_model),
+        }
 
 
 class StreamingMetricsTracker(Tracker):
@@ -106,6 +135,9 @@ class StreamingMetricsTracker(Tracker):
         self._dropped = self._instrument(c.STREAM_EVENTS_DROPPED)
         self._durations = Histogram(c.REQUEST_DURATION)  # in-process only: avg/p50 duration
         self._tokens_by_model: dict[str, int] = {}
+        #: the last ``max_completed_streams`` finished streams' details, oldest first
+        self._retained: OrderedDict[str, _Finished] = OrderedDict()
+        self._backpressure = 0  # backpressure events since construction or reset
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -191,8 +223,9 @@ class StreamingMetricsTracker(Tracker):
         ttft = None
         if s.first is None:
             s.first = now
-            ttft = now - s.start
-            self._ttft.observe(s.key, ttft)
+            if s.given_ttft is None:  # else record_first_token_time observed it
+                ttft = now - s.start
+                self._ttft.observe(s.key, ttft)
         else:  # the first gap: observe() makes the series, which later gaps then update in place
             self._itl.observe(s.key, now - s.last)
             if self._itl.observed_in_place:
@@ -203,17 +236,47 @@ class StreamingMetricsTracker(Tracker):
             self._bytes.inc(s.key, chunk_size_bytes)
         return ttft
 
+    def record_first_token_time(self, stream_id: str, ttft_ms: float) -> None:
+        """Set an open stream's TTFT from the caller's measure, if no token set it yet.
+
+        Later ``record_token`` calls keep it (the first of them starts the inter-token gaps).
+        An unknown or finished stream is ignored and counted as dropped.
+        """
+        seconds = v.milliseconds("ttft_ms", ttft_ms) / 1000.0
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is None:
+                self._drop("first_token", "unknown_stream")
+                return
+            if s.first is not None or s.given_ttft is not None:
+                return
+            s.given_ttft = seconds
+            self._ttft.observe(s.key, seconds)
+        if self._otel is not None:
+            self._otel.first_token(s.key[0], seconds)
+
+    def record_backpressure(self, stream_id: str) -> None:
+        """One backpressure event of an open stream (unknown ids: counted as dropped)."""
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is None:
+                self._drop("backpressure", "unknown_stream")
+                return
+            s.backpressure += 1
+            self._backpressure += 1
+
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
         v.label("finish_reason", finish_reason)
         v.optional(v.label, "client_id", client_id)
-        return self._finish(stream_id, "completed")
+        return self._finish(stream_id, "completed", finish_reason, None)
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:
-        v.text("error_message", error_message)
-        return self._finish(stream_id, "failed")
+        error_message = v.text("error_message", error_message)
+        return self._finish(stream_id, "failed", None, error_message[:_MAX_MESSAGE])
 
-    def _finish(self, stream_id: str, outcome: str) -> StreamSummary | None:
+    def _finish(self, stream_id: str, outcome: str, finish_reason: str | None,
+                error_message: str | None) -> StreamSummary | None:
         now = self._clock()
         with self._lock:
             try:
@@ -223,6 +286,7 @@ class StreamingMetricsTracker(Tracker):
             if s is None:
                 self._drop(outcome, "unknown_stream")
                 return None
+            self._retain(stream_id, s, now, outcome, finish_reason, error_message)
             key = s.key
             self._active.inc(key, -1)
             self._finished.inc((key[0], outcome))
@@ -238,8 +302,33 @@ class StreamingMetricsTracker(Tracker):
             self._tokens_by_model[model] = self._tokens_by_model.get(model, 0) + s.tokens
         if self._otel is not None and tpot is not None and outcome == "completed":
             self._otel.completed(model, tpot)
-        ttft = None if s.first is None else s.first - s.start
+        ttft = s.ttft()
         return StreamSummary(model, s.prompt_tokens, s.tokens, now - s.start, ttft, tpot)
+
+    def _retain(self, stream_id: str, s: OpenStream, now: float, outcome: str,
+                finish_reason: str | None, error_message: str | None) -> None:
+        """Keep a finished stream for ``get_stream_details`` (its view is built when asked:
+        most are never asked for); call under the lock."""
+        self._retained.pop(stream_id, None)
+        self._retained[stream_id] = (s, now, outcome, finish_reason, error_message)
+        while len(self._retained) > self.max_completed_streams:
+            self._retained.popitem(last=False)
+
+    def get_stream_details(self, stream_id: str) -> dict[str, Any] | None:
+        """One stream: an open one, else the newest finished one kept; None if neither."""
+        now = self._clock()
+        with self._lock:
+            s = self._streams.get(stream_id)
+            if s is not None:
+                return {"stream_id": stream_id, "model": s.key[0], "status": "active",
+                        **s.details(now)}
+            done = self._retained.get(stream_id)
+            if done is None:
+                return None
+            stream, end, outcome, finish_reason, error_message = done
+            return {"stream_id": stream_id, "model": stream.key[0], "status": outcome,
+                    **stream.details(end), "finish_reason": finish_reason,
+                    "error_message": error_message}
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import StreamingInstruments
@@ -287,6 +376,7 @@ class StreamingMetricsTracker(Tracker):
                 failed_streams=failed, total_tokens_generated=sum(tokens_by_model.values()),
                 total_bytes_sent=int(sum(self._bytes.values.values())),
                 success_rate=completed / total if total else 0.0,
+                total_backpressure_events=self._backpressure,
                 aggregation_window_seconds=self.aggregation_window_seconds,
                 streams_by_model=streams_by_model, tokens_by_model=tokens_by_model,
             )
@@ -305,6 +395,8 @@ class StreamingMetricsTracker(Tracker):
         """Forget everything, open streams included; exported series start again from zero."""
         with self._lock:
             self._streams.clear()
+            self._retained.clear()
+            self._backpressure = 0
             self._tokens_by_model.clear()
             self._durations.clear()
             for inst in self._instruments.values():

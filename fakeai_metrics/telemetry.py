@@ -22,7 +22,7 @@ from .keys import KeyIds, scrub_path
 from .latency_slo import SLOSource, resolve
 from .limits import limits_for
 from .models import ModelMetricsTracker
-from .pricing import Price, PriceTable
+from .pricing import Price, PriceTable, as_price_table
 from .streaming import StreamingMetricsTracker
 from .tracker import Buckets, Clock, check_namespace, check_parts
 
@@ -38,7 +38,9 @@ class Telemetry:
 
     ``meter_provider`` is handed to every tracker, which then also records into OpenTelemetry.
     ``clock`` (monotonic seconds) times requests and streams; ``wall_clock`` stamps budgets and
-    error records. ``label_limits`` sets the cardinality caps (``LabelLimits`` keywords:
+    error records. ``prices`` (``Price``s by model, or a ``PriceTable`` such as
+    ``PriceTable.from_file(path)`` or ``PriceTable(genai=GenaiPrices())``) prices both the cost
+    and the model views. ``label_limits`` sets the cardinality caps (``LabelLimits`` keywords:
     ``models``, ``endpoints``, ``api_keys``, ``error_types``). Usage without an API key is billed
     to the key id ``anonymous``, so tokens are counted whether or not a key was sent.
 
@@ -54,7 +56,8 @@ class Telemetry:
                  meter_provider: MeterProvider | None = None, *,
                  namespace: str = DEFAULT_NAMESPACE, slo_objective: float = 0.999,
                  buckets: Buckets | None = None, clock: Clock | None = None,
-                 wall_clock: Clock | None = None, prices: Mapping[str, Price] | None = None,
+                 wall_clock: Clock | None = None,
+                 prices: Mapping[str, Price] | PriceTable | None = None,
                  label_limits: Mapping[str, int] | None = None,
                  genai_provider: str = "openai", slos: SLOSource | None = None,
                  slo_window_seconds: float = 300,
@@ -67,7 +70,7 @@ class Telemetry:
         v.label("genai_provider", genai_provider)
         check_parts(registry, meter_provider, clock, buckets)
         check_parts(None, None, wall_clock, None, clock_name="wall_clock")
-        PriceTable(prices)
+        prices = as_price_table(prices)  # one table: the model and cost views agree
         if label_limits is not None and not isinstance(label_limits, Mapping):
             raise v.InvalidMetricInput("label_limits must map label kinds to caps")
         unknown = set(buckets or {}) - _HISTOGRAMS
@@ -259,7 +262,8 @@ class Telemetry:
             del self._stream_routes[stream_id]
         self.limits.begin_request(route.folded)
         try:
-            summary = self.streaming.fail_stream(stream_id, message)
+            summary = self.streaming.fail_stream(stream_id,
+                                                 self.key_ids.scrub(message, route.api_key))
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
             sent = summary.tokens if summary is not None else 0
             self.metrics.fail_stream(stream_id)

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 
 from . import multiprocess as mp
@@ -109,6 +109,20 @@ class Tracker:
     def describe(self) -> list[Metric]:
         return [_make(inst.spec, None).family(self.namespace)
                 for inst in self._instruments.values()]
+
+    def get_prometheus_metrics(self) -> str:
+        """This tracker's own series in the Prometheus text format, by prometheus_client
+        (whatever else shares its registry is left out)."""
+        own = CollectorRegistry(auto_describe=False)
+        own.register(_Own(self))
+        return generate_latest(own).decode()
+
+
+class _Own:
+    """A tracker as the only collector of a throwaway registry (``get_prometheus_metrics``)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.collect = tracker.collect
 
 
 def check_parts(registry: object, meter_provider: object, clock: object, buckets: object,

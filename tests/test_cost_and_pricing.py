@@ -17,9 +17,10 @@ EP = "/v1/chat/completions"
 
 
 @pytest.mark.parametrize("model,entry", [
-    ("gpt-4o", "gpt-4o"), ("gpt-4o-2024-08-06", "gpt-4o"), ("openai/gpt-4o", "gpt-4o"),
-    ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"), ("gpt-4-0613", "gpt-4"),
-    ("gpt-4-turbo-preview", "gpt-4-turbo"), ("o1-mini", "o1-mini"), ("o1", "o1"),
+    ("gpt-4o", "gpt-4o"), ("gpt-4o-2024-11-20", "gpt-4o"), ("openai/gpt-4o", "gpt-4o"),
+    ("gpt-4o-2024-08-06", "gpt-4o-2024-08-06"),  # FakeAI's table has this snapshot itself
+    ("gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18"), ("gpt-4-0314", "gpt-4"),
+    ("gpt-4-turbo-2024-04-09", "gpt-4-turbo"), ("o1-mini", "o1-mini"), ("o1", "o1"),
     ("text-embedding-3-small", "text-embedding-3-small"), ("llama-x", None),
 ])
 def test_model_resolution(model, entry):
