@@ -86,11 +86,19 @@ class KeyIds:
         return text
 
 
+#: Shortest key also replaced inside a path segment (a shorter one, such as a test's "a", would
+#: mangle route names; it is still replaced where it is a whole segment).
+MIN_KEY_IN_SEGMENT = 8
+
+
 def scrub_path(path: str, *keys: str | None) -> str:
     """``path`` with every segment that is one of ``keys`` (a gateway's ``/proxy/<key>/v1/...``)
-    replaced by ``{key}``, and a key inside a segment replaced too."""
+    replaced by ``{key}``, and a key of ``MIN_KEY_IN_SEGMENT`` characters or more inside a
+    segment replaced too."""
     for key in keys:
         if key and key in path:
-            path = "/".join(KEY_SEGMENT if seg == key else seg.replace(key, KEY_SEGMENT)
+            inner = len(key) >= MIN_KEY_IN_SEGMENT
+            path = "/".join(KEY_SEGMENT if seg == key else
+                            seg.replace(key, KEY_SEGMENT) if inner else seg
                             for seg in path.split("/"))
     return path

@@ -32,8 +32,6 @@ from . import validation as v
 if TYPE_CHECKING:
     from .genai import GenaiPrices
 
-from . import validation as v
-
 
 @dataclass(frozen=True)
 class Price:
@@ -325,14 +323,10 @@ class PriceTable:
                  fallback: Price | None = None, *, table: Mapping[str, Price] = DEFAULT_PRICES,
                  fine_tuned: Mapping[str, Price] = FINE_TUNED_PRICES,
                  genai: GenaiPrices | None = None) -> None:
-        if prices is not None and not isinstance(prices, Mapping):
-            raise v.InvalidMetricInput(f"prices must map model names to Price, got "
-                                       f"{type(prices).__name__}")
-        for model, price in (prices or {}).items():
-            v.label("prices model name", model)
-            if not isinstance(price, Price):
-                raise v.InvalidMetricInput(f"prices[{model!r}] must be a Price, got "
-                                           f"{type(price).__name__}")
+        for name, given in (("prices", prices), ("table", table), ("fine_tuned", fine_tuned)):
+            _check_prices(name, given)
+        if genai is not None and not _is_genai(genai):
+            raise v.InvalidMetricInput(f"genai must be a GenaiPrices, got {type(genai).__name__}")
         if fallback is not None and not isinstance(fallback, Price):
             raise v.InvalidMetricInput(f"fallback_price must be a Price, got "
                                        f"{type(fallback).__name__}")
@@ -399,6 +393,25 @@ def model_tracker_prices() -> PriceTable:
     """A standalone ``ModelMetricsTracker``'s prices: FakeAI's per-1K table, its fallback, and
     no fine-tuned rates (FakeAI's model tracker bills ``ft:`` names at the fallback)."""
     return PriceTable(table=MODEL_TRACKER_PRICES, fine_tuned={}, fallback=MODEL_TRACKER_FALLBACK)
+
+
+def _is_genai(value: object) -> bool:
+    from .genai import GenaiPrices  # here: genai.py builds on this module
+    return isinstance(value, GenaiPrices)
+
+
+def _check_prices(name: str, prices: object) -> None:
+    """``prices`` is None or maps model names (labels) to ``Price``s."""
+    if prices is None:
+        return
+    if not isinstance(prices, Mapping):
+        raise v.InvalidMetricInput(f"{name} must map model names to Price, got "
+                                   f"{type(prices).__name__}")
+    for model, price in prices.items():
+        v.label(f"{name} model name", model)
+        if not isinstance(price, Price):
+            raise v.InvalidMetricInput(f"{name}[{model!r}] must be a Price, got "
+                                       f"{type(price).__name__}")
 
 
 def as_price_table(prices: Mapping[str, Price] | PriceTable | None,

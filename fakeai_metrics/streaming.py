@@ -244,7 +244,7 @@ class StreamingMetricsTracker(Tracker):
         """
         seconds = v.milliseconds("ttft_ms", ttft_ms) / 1000.0
         with self._lock:
-            s = self._streams.get(stream_id)
+            s = self._open(stream_id)
             if s is None:
                 self._drop("first_token", "unknown_stream")
                 return
@@ -255,10 +255,17 @@ class StreamingMetricsTracker(Tracker):
         if self._otel is not None:
             self._otel.first_token(s.key[0], seconds)
 
+    def _open(self, stream_id: object) -> OpenStream | None:
+        """The open stream of that id; None for any other id, unhashable ones included."""
+        try:
+            return self._streams.get(stream_id)  # type: ignore[call-overload]
+        except TypeError:
+            return None
+
     def record_backpressure(self, stream_id: str) -> None:
         """One backpressure event of an open stream (unknown ids: counted as dropped)."""
         with self._lock:
-            s = self._streams.get(stream_id)
+            s = self._open(stream_id)
             if s is None:
                 self._drop("backpressure", "unknown_stream")
                 return

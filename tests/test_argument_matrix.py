@@ -80,6 +80,14 @@ VALID: dict[str, dict[str, Any]] = {
     "StreamingMetricsTracker.fail_stream": dict(stream_id=OPEN, error_message="m"),
     "StreamingMetricsTracker.drop": dict(event="start", reason="capacity"),
     "KeyIds.alias": dict(api_key="sk-new-key", alias="team-a"),
+    "MetricsTracker.start_request_timer": dict(endpoint=EP),
+    "MetricsTracker.end_request_timer": dict(endpoint=EP, request_id=12345),
+    "ModelMetricsTracker.track_tokens": dict(model=MODEL, prompt_tokens=1, completion_tokens=1),
+    "ModelMetricsTracker.track_latency": dict(model=MODEL, latency_ms=10.0),
+    "ErrorMetricsTracker.record_request": dict(endpoint=EP, model=MODEL),
+    "ErrorMetricsTracker.cleanup_old_patterns": dict(age_seconds=3600),
+    "StreamingMetricsTracker.record_first_token_time": dict(stream_id=OPEN, ttft_ms=50.0),
+    "StreamingMetricsTracker.record_backpressure": dict(stream_id=OPEN),
 }
 
 #: Public methods that record nothing a client sends, with why they are not rows.
@@ -93,8 +101,20 @@ NOT_RECORDING = {
                                 "get_model_ranking", "get_model_stats"],
         "ErrorMetricsTracker": ["get_burn_rates", "get_error_patterns", "get_metrics",
                                 "get_recent_errors", "get_slo_status"],
-        "StreamingMetricsTracker": ["get_active_stream_count", "get_metrics"],
+        "StreamingMetricsTracker": ["get_active_stream_count", "get_metrics",
+                                    "get_stream_details"],
     }.items() for m in ms},
+    **{f"CostTracker.{m}": "reads state" for m in (
+        "get_batch_savings", "get_cache_savings", "get_optimization_suggestions",
+        "get_projected_monthly_cost")},
+    "MetricsTracker.get_csv_metrics": "reads state",
+    "MetricsTracker.get_detailed_health": "reads state",
+    "ModelMetricsTracker.get_multi_dimensional_stats": "reads state",
+    **{f"{cls}.get_prometheus_metrics": "reads state (the tracker's own exposition)" for cls in (
+        "MetricsTracker", "CostTracker", "ModelMetricsTracker", "ErrorMetricsTracker",
+        "StreamingMetricsTracker", "LabelLimits")},
+    **{f"{cls}.shutdown": "FakeAI's stop call: idempotent, takes no argument" for cls in (
+        "MetricsTracker", "CostTracker")},
     **{f"{cls}.{m}": "forgets everything; takes no argument" for cls, m in [
         ("ModelMetricsTracker", "reset_stats"), ("ErrorMetricsTracker", "reset"),
         ("StreamingMetricsTracker", "reset")]},
@@ -118,7 +138,8 @@ LOOKUP_STREAM_IDS = {
     "MetricsTracker.track_stream_first_token", "MetricsTracker.track_stream_token",
     "MetricsTracker.complete_stream", "MetricsTracker.fail_stream",
     "StreamingMetricsTracker.record_token", "StreamingMetricsTracker.complete_stream",
-    "StreamingMetricsTracker.fail_stream",
+    "StreamingMetricsTracker.fail_stream", "StreamingMetricsTracker.record_first_token_time",
+    "StreamingMetricsTracker.record_backpressure",
 }
 
 LABEL = [("empty", ""), ("int", 42), ("bytes", b"x"), ("surrogate", SURROGATE)]
@@ -143,13 +164,17 @@ CATEGORY: dict[str, list[tuple[str, Any]] | None] = {
                      "reason"], LABEL),
     **dict.fromkeys(["prompt_tokens", "completion_tokens", "cached_tokens", "count", "tokens",
                      "max_tokens"], TOKENS),
-    **dict.fromkeys(["latency", "latency_s", "ttft_s", "latency_ms"], SECONDS),
+    **dict.fromkeys(["latency", "latency_s", "ttft_s", "latency_ms", "ttft_ms"], SECONDS),
     **dict.fromkeys(["temperature", "started_at"], NUMBER),
     **dict.fromkeys(["error_message", "message", "stack_trace"], TEXT),
     "status_code": STATUS, "error": BOOL, "chunk_size_bytes": BYTES, "limit": POSITIVE,
     "alert_threshold": RATIO, "period": ENUM, "limit_type": ENUM, "metadata": MAPPING,
     "token": None,  # FakeAI's token text: not looked at, not kept
+    "age_seconds": [("nan", NAN), ("string", "1"), ("bool", True)],  # <= 0 clears all (FakeAI)
 }
+#: Where one method's argument is of another kind than the name says elsewhere.
+OVERRIDE = {("MetricsTracker.end_request_timer", "request_id"):
+            [("string", "x"), ("float", 1.5), ("bool", True)]}  # the int start_request_timer gave
 
 
 def _owners() -> dict[str, Callable[[Telemetry], Any]]:
@@ -200,7 +225,7 @@ def _bad_rows():
     for qualified, kwargs in VALID.items():
         params = {p.name: p for p in _parameters(methods[qualified])}
         for name in kwargs:
-            bads = CATEGORY.get(name)
+            bads = OVERRIDE.get((qualified, name), CATEGORY.get(name))
             if bads is None or (name == "stream_id" and qualified in LOOKUP_STREAM_IDS):
                 continue
             if "None" not in str(params[name].annotation):
@@ -282,7 +307,8 @@ def _config_bad(cls: type) -> dict[str, list[tuple[str, Any, str | None]]]:
         **dict.fromkeys(["slo_name", "genai_provider"], label),
         **dict.fromkeys(["input", "output"], [*money, ("none", None, None)]),
         "cached_input": money,
-        "prices": prices,
+        **dict.fromkeys(["prices", "table", "fine_tuned"], prices),
+        "genai": [("string", "x", None)],
         **dict.fromkeys(["fallback_price", "fallback"], [("float", 1.0, None),
                                                          ("tuple", (1, 2), None)]),
         "key_ids": [("string", "x", None)],
@@ -323,7 +349,8 @@ def _config_valid(cls: type) -> dict[str, Any]:
                         label_limits={"models": 5}, genai_provider="openai"),
         KeyIds: dict(max_cached=10, secret="s3cret"),
         Price: dict(input=1.0, output=2.0, cached_input=0.5),
-        PriceTable: dict(prices={"m": price}, fallback=price),
+        PriceTable: dict(prices={"m": price}, fallback=price, table={"m": price},
+                         fine_tuned={"m": price}, genai=None),
     }[cls]
 
 
