@@ -179,7 +179,10 @@ class _Exchange:
         # client drained its socket, and the outcome is recorded before the client can see it
         if not self._done:
             try:
-                message = self._on_send(message)
+                if self._scanner is not None and message.get("type") == "http.response.body":
+                    message = self._on_stream_body(message)  # type: ignore[assignment]
+                else:
+                    self._on_send(message)
             except Exception as exc:  # noqa: BLE001 - metrics must never break the response
                 self._log("send", exc)
             if message is None:
@@ -272,28 +275,35 @@ class _Exchange:
 
     # --- response --------------------------------------------------------------------------------
 
-    def _on_send(self, message: Message) -> Message | None:
-        """Look at one message the app sends; returns what to forward (None: nothing)."""
+    def _on_send(self, message: Message) -> None:
+        """Look at a message the app sends, other than a readable stream's body."""
         kind = message.get("type")
         if kind == "http.response.body":
-            body = message.get("body") or b""
             more = message.get("more_body", False)
-            if self._stream is None:
-                if self._response is not None:
-                    self._response.add(body)
+            if self._stream is not None:  # a compressed stream: only its end can be seen
                 if not more:
-                    self._on_complete()
-                return message
-            if body and self._scanner is not None:
-                events = self._scanner.feed(body if body.__class__ is bytes else bytes(body))
-                if events:
-                    cuts = self._on_events(events)
-                    if cuts:
-                        return _cut(message, body, cuts, more)
+                    self._finish_stream()
+                return
+            if self._response is not None:
+                self._response.add(message.get("body") or b"")
             if not more:
-                self._finish_stream()
+                self._on_complete()
         elif kind == "http.response.start":
             self._on_start(message)
+
+    def _on_stream_body(self, message: Message) -> Message | None:
+        """A body message of a readable stream; returns what to forward (None: nothing)."""
+        body = message.get("body") or b""
+        more = message.get("more_body", False)
+        if body:
+            events = self._scanner.feed(  # type: ignore[union-attr]
+                body if body.__class__ is bytes else bytes(body))
+            if events:
+                cuts = self._on_events(events)
+                if cuts:
+                    message = _cut(message, body, cuts, more)  # type: ignore[assignment]
+        if not more:
+            self._finish_stream()
         return message
 
     def _on_start(self, message: Message) -> None:
@@ -328,10 +338,7 @@ class _Exchange:
             self._record_failure(status, error_type, message, latency)
             return
         self._done = True
-        usage = None
-        if body is not None:
-            usage = Usage.of(json_object(body.whole()).get("usage") if not body.truncated
-                             else trailing_usage(bytes(body.tail)))
+        usage = None if body is None else Usage.of(trailing_usage(body.last()))
         prompt, completion, cached = usage if usage is not None else (0, 0, 0)
         self._call(self.telemetry.record_request, endpoint=self.endpoint, model=self.model(),
                    latency_s=latency, prompt_tokens=prompt or 0,
@@ -471,10 +478,13 @@ def _bearer_key(raw: Iterable[tuple[bytes, bytes]]) -> str | None:
 class _Capture:
     """A body kept up to ``limit`` bytes, and past that only its last ``tail`` bytes."""
 
+    __slots__ = ("limit", "tail_limit", "parts", "size", "tail", "truncated")
+
     def __init__(self, limit: int, tail: int) -> None:
         self.limit = limit
         self.tail_limit = tail
-        self.head = bytearray()
+        self.parts: list[bytes] = []   # the body while it is within the limit
+        self.size = 0
         self.tail = bytearray()
         self.truncated = False
 
@@ -482,12 +492,14 @@ class _Capture:
         if not chunk:
             return
         if not self.truncated:
-            if len(self.head) + len(chunk) <= self.limit:
-                self.head += chunk
+            if self.size + len(chunk) <= self.limit:
+                self.parts.append(chunk)
+                self.size += len(chunk)
                 return
             self.truncated = True
-            self.tail = self.head[-self.tail_limit:] if self.tail_limit else bytearray()
-            self.head = bytearray()  # the head is no use once the body cannot be parsed whole
+            if self.tail_limit:
+                self.tail = bytearray(b"".join(self.parts)[-self.tail_limit:])
+            self.parts = []  # the head is no use once the body cannot be parsed whole
         if self.tail_limit:
             self.tail += chunk
             if len(self.tail) > self.tail_limit:
@@ -495,4 +507,13 @@ class _Capture:
 
     def whole(self) -> bytes | None:
         """The complete body so far, or None once it outgrew the limit."""
-        return None if self.truncated else bytes(self.head)
+        if self.truncated:
+            return None
+        parts = self.parts
+        if len(parts) != 1:
+            parts[:] = [b"".join(parts)]
+        return bytes(parts[0])
+
+    def last(self) -> bytes:
+        """The end of the body: all of it while within the limit, else its last ``tail``."""
+        return bytes(self.tail) if self.truncated else self.whole() or b""

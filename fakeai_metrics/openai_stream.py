@@ -26,9 +26,10 @@ from .sse import Event
 #: What ``on_event`` returns.
 NOTHING, TOKEN, USAGE_ONLY, DONE, FAILED = range(5)
 
-#: A content field holding a non-empty string, or tool calls holding an object.
+#: A content field holding a non-empty string (group 1: where the string starts), or tool calls
+#: holding an object.
 _CONTENT = re.compile(
-    rb'"(?:content|text|refusal|reasoning_content|reasoning)"\s*:\s*"[^"]'
+    rb'"(?:content|text|refusal|reasoning_content|reasoning)"\s*:\s*(")[^"]'
     rb'|"tool_calls"\s*:\s*\[\s*\{')
 #: A field worth decoding the chunk for: usage, a finish reason or an error that is not null.
 _DECODE = re.compile(rb'"(?:usage|finish_reason|error)"\s*:\s*[^\sn]')
@@ -46,28 +47,56 @@ RESPONSES_FAILED = frozenset({"error", "response.failed"})
 class OpenAIStream:
     """The meaning of one stream's events so far: its usage, finish reason and error."""
 
-    __slots__ = ("usage", "finish_reason", "error")
+    __slots__ = ("usage", "finish_reason", "error", "_head", "_tail")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.finish_reason = "stop"
         #: (status, error type, message) of an error event, once one came
         self.error: tuple[int, str, str] | None = None
+        # The last plain content chunk around its content string: a chunk that is the same
+        # bytes around another string (no quote in it, no backslash at its end) has the same
+        # JSON structure, so it is content and needs no decoding either. Servers repeat id,
+        # model and created on every chunk, so most chunks are decided by this test alone.
+        self._head = self._tail = b"\xff"
 
     def on_event(self, event: Event) -> int:
         """NOTHING, TOKEN (generated content), USAGE_ONLY (a chunk with usage and no choices:
         what ``stream_options.include_usage`` adds), DONE (``[DONE]``) or FAILED (``error``)."""
         data = event.data
+        head, tail = self._head, self._tail
+        if data.startswith(head) and data.endswith(tail):
+            text = data[len(head):len(data) - len(tail)]
+            if text and b'"' not in text and not text.endswith(b"\\"):
+                return TOKEN
         if b'"choices"' in data:  # chat or completions chunk
-            token = _CONTENT.search(data) is not None
-            if _DECODE.search(data) is None:
-                return TOKEN if token else NOTHING
-            return self._chunk(json_object(data), token)
+            content = _CONTENT.search(data)
+            if _DECODE.search(data) is not None:
+                return self._chunk(json_object(data), content is not None)
+            if content is None:
+                return NOTHING
+            self._learn(data, content.start(1))
+            return TOKEN
         if len(data) < 16 and data.strip() == b"[DONE]":
             return DONE
         if event.name in _RESPONSES_CONTENT_NAMES:
             return TOKEN
         return self._typed(json_object(data), event.name)
+
+    def _learn(self, data: bytes, opening: int) -> None:
+        """Remember a plain content chunk's bytes around the string that opens at ``opening``."""
+        if opening < 0:
+            return  # content by its tool calls
+        end = opening + 1
+        while True:
+            end = data.find(b'"', end)
+            if end < 0:
+                return
+            backslashes = len(data[:end]) - len(data[:end].rstrip(b"\\"))
+            if backslashes % 2 == 0:
+                break
+            end += 1
+        self._head, self._tail = data[:opening + 1], data[end:]
 
     def _chunk(self, obj: dict[str, Any], token: bool) -> int:
         """A chat or completions chunk with a non-null usage, finish reason or error."""

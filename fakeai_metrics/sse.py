@@ -58,6 +58,11 @@ class SSEScanner:
 
     def feed(self, chunk: bytes) -> list[Event]:
         buf = self._buf
+        if not buf and not self._skipping:  # the common case: one whole one-line event, LF line ends
+            n = len(chunk) - 2
+            if (chunk.find(b"\n") == n and chunk.endswith(b"\n\n") and chunk.startswith(b"data:")
+                    and b"\r" not in chunk and 0 < n <= self.max_event_bytes):
+                return [Event(b"", chunk[6:n] if chunk[5:6] == b" " else chunk[5:n], 0, n + 2)]
         offset = len(buf)
         text = buf + chunk if buf else chunk
         events: list[Event] = []
