@@ -233,8 +233,8 @@ class Report:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=9)
-    ap.add_argument("--requests", type=int, default=2000, help="stream requests per round "
+    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--requests", type=int, default=200, help="stream requests per round "
                     "(plain requests: 10x)")
     ap.add_argument("--http", action="store_true", help="also the HTTP section")
     ap.add_argument("--http-only", action="store_true")

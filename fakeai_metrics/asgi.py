@@ -141,6 +141,11 @@ class _Exchange:
     here is logged, never raised into the app.
     """
 
+    __slots__ = ("mw", "telemetry", "endpoint", "api_key", "started", "_receive_downstream",
+                 "_send_downstream", "_replay", "_request", "_request_complete",
+                 "_request_json", "_model", "status", "_response", "_stream", "_scanner",
+                 "_strip_usage", "stream_id", "_done", "_disconnected", "_send_failed")
+
     def __init__(self, mw: FakeAIMetricsMiddleware, endpoint: str, scope: Scope,
                  receive: Receive, send: Send) -> None:
         self.mw = mw

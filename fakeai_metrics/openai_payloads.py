@@ -15,6 +15,7 @@ from .validation import MAX_TOKENS
 
 MAX_LABEL = 200  # longer model names / error types are not label values, they are junk
 _MAX_MESSAGE = 1000
+_DECODER = json.JSONDecoder()
 
 
 class Usage(NamedTuple):
@@ -96,14 +97,16 @@ def json_object(data: bytes | None) -> dict[str, Any]:
     if not data:
         return {}
     try:
-        obj = json.loads(data)
+        try:
+            obj = _DECODER.decode(data.decode())  # UTF-8, as servers send; no detection pass
+        except UnicodeDecodeError:
+            obj = json.loads(data)  # UTF-16/32, which JSON also allows
     except (ValueError, RecursionError):
         return {}
     return obj if isinstance(obj, dict) else {}
 
 
 _USAGE_KEY = re.compile(rb'"usage"\s*:\s*')
-_DECODER = json.JSONDecoder()
 
 
 def trailing_usage(tail: bytes) -> Any:
