@@ -135,8 +135,9 @@ async def test_include_usage_off_leaves_the_request_alone_and_counts_content_eve
 async def test_plain_requests_reach_the_app_unchanged():
     seen: list[dict[str, Any]] = []
     app, _ = wrapped(upstream(OPENAI_CHAT, seen))
-    await call(app, {"model": "gpt-4o", "messages": []})
-    assert seen[0]["request"] == {"model": "gpt-4o", "messages": []}
+    for request in ({"model": "gpt-4o", "messages": []}, {"model": "gpt-4o", "stream": False}):
+        await call(app, request)
+        assert seen[-1]["request"] == request
     assert b"content-length" in seen[0]["headers"]
 
 
