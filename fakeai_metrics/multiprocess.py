@@ -97,6 +97,10 @@ class MirroredHistogram(Histogram):
         super().observe(key, value)
         self._mirror(key).observe(value)
 
+    def mirror_of(self, key: Key) -> Any:
+        """The prometheus_client child of a series, for a hot path that holds it."""
+        return self._mirror(key)
+
 
 def scrape_registry() -> prometheus_client.CollectorRegistry:
     """A registry that reads every worker's files: serve this one in multiprocess mode."""

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 from . import catalog as c
 from . import validation as v
 from .instruments import Distribution, Histogram
+from .multiprocess import MirroredHistogram
 from .streams import OpenStream
 from .tracker import Tracker
 
@@ -163,8 +164,8 @@ class StreamingMetricsTracker(Tracker):
             self._otel.first_token(s.key[0], ttft)  # type: ignore[union-attr]
 
     def _token(self, s: OpenStream | None, now: float, chunk_size_bytes: int) -> float | None:
-        """``record_token`` for an unknown stream, a first token or a first gap; returns the
-        TTFT of a first token. Call under the lock."""
+        """``record_token`` for an unknown stream, a first token, a first gap or, in
+        multiprocess mode, any gap; returns the TTFT of a first token. Call under the lock."""
         if s is None:
             self._drop("token", "unknown_stream")
             return None
@@ -173,10 +174,18 @@ class StreamingMetricsTracker(Tracker):
             s.first = now
             ttft = now - s.start
             self._ttft.observe(s.key, ttft)
+        elif s.mirrored is not None:  # multiprocess mode: the series and its file-backed child
+            dist, child = s.mirrored
+            gap = now - s.last
+            dist.add(bisect_left(self._itl_grid, gap), gap)
+            child.observe(gap)
         else:  # the first gap: observe() makes the series, which later gaps then update in place
-            self._itl.observe(s.key, now - s.last)
-            if self._itl.observed_in_place:
-                s.itl = self._itl.series[s.key]
+            itl = self._itl
+            itl.observe(s.key, now - s.last)
+            if itl.observed_in_place:
+                s.itl = itl.series[s.key]
+            elif isinstance(itl, MirroredHistogram):
+                s.mirrored = (itl.series[s.key], itl.mirror_of(s.key))
         s.last = now
         s.tokens += 1
         if chunk_size_bytes:

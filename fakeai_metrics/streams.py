@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .instruments import Distribution
 
 
@@ -10,10 +12,12 @@ class OpenStream:
 
     ``key`` is the label tuple the stream reports under (its model or endpoint). ``itl`` is the
     inter-token-latency series the stream's gaps go to, remembered at its first gap so that later
-    tokens update it without looking it up (``StreamingMetricsTracker.record_token``).
+    tokens update it without looking it up (``StreamingMetricsTracker.record_token``). In
+    multiprocess mode ``itl`` stays None and ``mirrored`` holds that series and its
+    prometheus_client child instead, which every gap also goes to.
     """
 
-    __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens", "itl")
+    __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens", "itl", "mirrored")
 
     def __init__(self, key: tuple[str, ...], start: float, prompt_tokens: int = 0) -> None:
         self.key = key
@@ -23,6 +27,7 @@ class OpenStream:
         self.tokens = 0
         self.prompt_tokens = prompt_tokens
         self.itl: Distribution | None = None
+        self.mirrored: tuple[Distribution, Any] | None = None
 
     def tpot(self) -> float | None:
         """(last - first) / (tokens - 1), for streams with at least two tokens."""
