@@ -184,14 +184,25 @@ class _Exchange:
         # client drained its socket, and the outcome is recorded before the client can see it
         if not self._done:
             try:
-                if self._scanner is not None and message.get("type") == "http.response.body":
-                    message = self._on_stream_body(message)  # type: ignore[assignment]
+                scanner = self._scanner
+                if scanner is not None and message.get("type") == "http.response.body":
+                    # a readable stream's body: the per-chunk path, kept to a few calls
+                    body = message.get("body") or b""
+                    if body:
+                        events = scanner.feed(body if body.__class__ is bytes else bytes(body))
+                        if events:
+                            cuts = self._on_events(events)
+                            if cuts:
+                                message = _cut(message, body, cuts,  # type: ignore[assignment]
+                                               message.get("more_body", False))
+                                if message is None:
+                                    return  # it held only the usage chunk asked for here
+                    if not message.get("more_body", False):
+                        self._finish_stream()
                 else:
                     self._on_send(message)
             except Exception as exc:  # noqa: BLE001 - metrics must never break the response
                 self._log("send", exc)
-            if message is None:
-                return  # a body message that held only the usage chunk asked for here
         try:
             await self._send_downstream(message)
         except BaseException:
@@ -227,7 +238,7 @@ class _Exchange:
         self._replay = [{"type": "http.request", "body": body, "more_body": False}]
         self._strip_usage = True
         headers = [(k, v) for k, v in scope.get("headers") or ()
-                   if bytes(k).lower() != b"content-length"]
+                   if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
         return {**scope, "headers": headers}
 
@@ -296,30 +307,15 @@ class _Exchange:
         elif kind == "http.response.start":
             self._on_start(message)
 
-    def _on_stream_body(self, message: Message) -> Message | None:
-        """A body message of a readable stream; returns what to forward (None: nothing)."""
-        body = message.get("body") or b""
-        more = message.get("more_body", False)
-        if body:
-            events = self._scanner.feed(  # type: ignore[union-attr]
-                body if body.__class__ is bytes else bytes(body))
-            if events:
-                cuts = self._on_events(events)
-                if cuts:
-                    message = _cut(message, body, cuts, more)  # type: ignore[assignment]
-        if not more:
-            self._finish_stream()
-        return message
-
     def _on_start(self, message: Message) -> None:
         self.status = status = int(message.get("status", 200))
         content_type, encoding = b"", b"identity"
-        for name, value in message.get("headers") or ():
-            name = bytes(name).lower()
+        for name, value in message.get("headers") or ():  # bytes, or bytearray
+            name = name.lower()
             if name == b"content-type":
-                content_type = bytes(value).lower()
+                content_type = value.lower()
             elif name == b"content-encoding":
-                encoding = bytes(value).lower()
+                encoding = value.lower()
         encoded = encoding != b"identity"
         if status < 400 and content_type.startswith(b"text/event-stream"):
             self.stream_id = self.mw._new_stream_id()
@@ -473,8 +469,8 @@ def _normalise(path: str) -> str:
 def _bearer_key(raw: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The key of ``Authorization: Bearer <key>``, or None."""
     for name, value in raw:
-        if bytes(name).lower() == b"authorization":
-            scheme, _, key = bytes(value).decode("latin-1").strip().partition(" ")
+        if name.lower() == b"authorization":
+            scheme, _, key = value.decode("latin-1").strip().partition(" ")
             key = key.strip()
             return key if scheme.lower() == "bearer" and key else None
     return None

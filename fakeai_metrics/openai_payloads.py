@@ -38,40 +38,31 @@ class Usage(NamedTuple):
         """
         if not isinstance(usage, dict):
             return None
-        prompt = _first_count(usage, _PROMPT_FIELDS)
-        completion = _first_count(usage, _COMPLETION_FIELDS)
+        get = usage.get
+        prompt = _count(get("prompt_tokens"))
+        if prompt is None:
+            prompt = _count(get("input_tokens"))
+        completion = _count(get("completion_tokens"))
+        if completion is None:
+            completion = _count(get("output_tokens"))
         if prompt is None and completion is None:
-            prompt = _count(usage.get("total_tokens"))
+            prompt = _count(get("total_tokens"))
             if prompt is None:
                 return None
-        cached = 0
-        for details in _DETAILS_FIELDS:
-            found = usage.get(details)
-            if isinstance(found, dict):
-                n = _count(found.get("cached_tokens"))
-                if n is not None:
-                    cached = min(n, prompt or 0)
-                    break
-        return cls(prompt, completion, cached)
-
-
-_PROMPT_FIELDS = ("prompt_tokens", "input_tokens")
-_COMPLETION_FIELDS = ("completion_tokens", "output_tokens")
-_DETAILS_FIELDS = ("prompt_tokens_details", "input_tokens_details")
+        details = get("prompt_tokens_details")
+        cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else None
+        if cached is None:
+            details = get("input_tokens_details")
+            if isinstance(details, dict):
+                cached = _count(details.get("cached_tokens"))
+        return cls(prompt, completion, min(cached or 0, prompt or 0))
 
 
 def _count(value: Any) -> int | None:
+    """``value`` if it is a token count, else None (absent, null, negative, float, bool)."""
     if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:
         return None
     return value
-
-
-def _first_count(usage: dict[str, Any], fields: tuple[str, ...]) -> int | None:
-    for f in fields:
-        n = _count(usage.get(f))
-        if n is not None:
-            return n
-    return None
 
 
 def error_info(body: dict[str, Any], default: str) -> tuple[str, str]:
