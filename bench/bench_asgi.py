@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 from prometheus_client import CollectorRegistry
 
+from bench_core import Report
 from fakeai_metrics import Telemetry
 from fakeai_metrics.asgi import FakeAIMetricsMiddleware
 
@@ -208,29 +209,6 @@ def profile(shape: str, n: int, top: int) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(top)
 
 
-# --- report -----------------------------------------------------------------------------------
-
-class Report:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, bool]] = []
-
-    def check(self, name: str, value: float, limit: float, unit: str, at_most: bool = True
-              ) -> None:
-        ok = value <= limit if at_most else value >= limit
-        self.rows.append((name, f"{value:.2f}{unit}", f"{'<=' if at_most else '>='} "
-                          f"{limit:g}{unit}", ok))
-
-    def must(self, name: str, ok: bool, detail: str) -> None:
-        self.rows.append((name, detail, "", ok))
-
-    def print(self) -> int:
-        print(f"{'target':<52} {'value':>10} {'limit':>10}  result")
-        print("-" * 82)
-        for name, value, limit, ok in self.rows:
-            print(f"{name:<52} {value:>10} {limit:>10}  {'ok' if ok else 'MISSED'}")
-        return sum(not ok for *_, ok in self.rows)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=25)
@@ -270,10 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{per if shape != 'plain' else math.nan:9.2f}", flush=True)
             if shape == "plain":
                 report.check("plain request: us added (median)", r["added_median"],
-                             TARGET_PLAIN_US, " us")
+                             TARGET_PLAIN_US, ".2f", " us")
             else:
                 report.check(f"{shape}: us added per token (median, all / 50)", per,
-                             TARGET_CHUNK_US, " us")
+                             TARGET_CHUNK_US, ".2f", " us")
     if args.http or args.http_only:
         import bench_http
         bench_http.run(report, os.path.abspath(__file__), args.http_seconds, args.http_rounds,

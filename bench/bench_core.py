@@ -382,18 +382,22 @@ class Report:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str, str, bool]] = []
 
-    def check(self, name: str, value: float, limit: float, fmt: str, unit: str = "") -> None:
-        self.rows.append((name, format(value, fmt) + unit, "<= " + format(limit, "g") + unit,
-                          value <= limit))
+    def check(self, name: str, value: float, limit: float, fmt: str, unit: str = "",
+              at_most: bool = True) -> None:
+        """A target ``value <= limit`` (``at_most=False``: ``value >= limit``)."""
+        self.rows.append((name, format(value, fmt) + unit,
+                          ("<= " if at_most else ">= ") + format(limit, "g") + unit,
+                          value <= limit if at_most else value >= limit))
 
     def must(self, name: str, ok: bool, detail: str) -> None:
         self.rows.append((name, detail, "", ok))
 
     def print(self) -> int:
-        print(f"{'target':<44} {'value':>11} {'limit':>11}  result")
-        print("-" * 76)
+        width = max([44] + [len(name) for name, *_ in self.rows])
+        print(f"{'target':<{width}} {'value':>11} {'limit':>11}  result")
+        print("-" * (width + 32))
         for name, value, limit, ok in self.rows:
-            print(f"{name:<44} {value:>11} {limit:>11}  {'ok' if ok else 'MISSED'}")
+            print(f"{name:<{width}} {value:>11} {limit:>11}  {'ok' if ok else 'MISSED'}")
         return sum(not ok for *_, ok in self.rows)
 
 

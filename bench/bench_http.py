@@ -171,7 +171,7 @@ def _measure(report: Any, ports: dict[str, int], seconds: float, rounds: int,
             rows[(workload, side + "/ratio")] = [(x, 0, 0) for x in rps]
         ours = statistics.median(x[0] for x in rows[(workload, "ours/ratio")])
         inst = statistics.median(x[0] for x in rows[(workload, "instrumentator/ratio")])
-        report.check(f"HTTP {workload}: req/s ours / bare (median)", ours, target, "x",
+        report.check(f"HTTP {workload}: req/s ours / bare (median)", ours, target, ".2f", "x",
                      at_most=False)
         report.must(f"HTTP {workload}: ours above the instrumentator", ours > inst,
                     f"{ours:.2f} vs {inst:.2f}")
