@@ -7,8 +7,9 @@ It records, per request:
 - a non-streamed response: ``record_request`` with the ``usage`` of a 2xx JSON body, or
   ``record_failure`` with the OpenAI error body of a status >= 400;
 - a ``text/event-stream`` response: ``start_stream`` at the response start (dated back to the
-  request's arrival, so TTFT includes the time before the first byte), ``stream_token`` for
-  every server-sent event that carries generated content (one clock read, in the tracker), and
+  request's arrival, so TTFT includes the time before the first byte), one token (the tracker
+  call ``stream_token`` makes) for every server-sent event that carries generated content (one
+  clock read, in the tracker), and
   ``finish_stream`` (with the usage the server sent) or ``fail_stream`` on an ``error`` event,
   an exception or a client disconnect.
 
@@ -351,13 +352,14 @@ class _Exchange:
     def _on_events(self, events: list[Event]) -> list[tuple[int, int]] | None:
         """Record what the events of one body message mean; returns the spans to remove."""
         on_event = self._stream.on_event  # type: ignore[union-attr]
-        token = self.telemetry.stream_token
-        stream_id = self.stream_id
+        # what Telemetry.stream_token does, without its extra call: one tracker call per token
+        token = self.telemetry.streaming.record_token
+        stream_id = self.stream_id or ""  # set with the stream, before any body
         cuts = None
         for event in events:
             step = on_event(event)
             if step == TOKEN:
-                token(stream_id, event.end - event.start)
+                token(stream_id, "", event.end - event.start)
             elif step == USAGE_ONLY:
                 if self._strip_usage and event.start >= 0:
                     cuts = (cuts or []) + [(event.start, event.end)]

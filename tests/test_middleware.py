@@ -642,6 +642,7 @@ async def test_metrics_failures_never_break_the_app(app, telemetry, monkeypatch,
     for name in ("record_request", "record_failure", "start_stream", "stream_token",
                  "finish_stream", "fail_stream"):
         monkeypatch.setattr(telemetry, name, broken)
+    monkeypatch.setattr(telemetry.streaming, "record_token", broken)  # the per-token call
     r = await post(app, CHAT, {"model": MODEL})
     assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 1000
     body = {"model": MODEL, "stream": True, "x_usage": usage(3, 5)}
