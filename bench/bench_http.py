@@ -6,6 +6,10 @@ few seconds with a fixed number of connections, and the side order rotates each 
 latency percentiles are from the client; ratios divide by the bare app of the same round, and the
 median over rounds is reported (best beside it).
 
+Throughput on a shared two-core machine moves with everything else running; the server's own CPU
+time per request (from ``/proc/<pid>/stat``, read around each load phase) moves much less, so it
+is reported beside req/s: its ratio to the bare app's is what the middleware costs the server.
+
 The client speaks HTTP/1.1 over raw asyncio streams (about 30 lines): a general client such as
 httpx costs more CPU per request than the server measured, and on two cores it would cap the
 load before the server does.
@@ -14,6 +18,7 @@ load before the server does.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import statistics
 import subprocess
@@ -21,15 +26,15 @@ import sys
 import time
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+
 SIDES = ("bare", "ours", "instrumentator")
 WORKLOADS = ("stream", "plain")
 CONNECTIONS = 8
 
 
 def build_app(side: str) -> Any:
-    from fastapi import FastAPI, Request
-    from fastapi.responses import Response, StreamingResponse
-
     import bench_asgi as b
 
     with_usage, without = b.openai_chunks(True), b.openai_chunks(False)
@@ -92,6 +97,8 @@ async def _load(port: int, request: bytes, seconds: float) -> tuple[int, list[fl
                 t0 = time.perf_counter()
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
+                if not head.startswith(b"HTTP/1.1 200 "):
+                    raise RuntimeError(f"bench server answered {head[:40]!r}")
                 if b"chunked" in head.lower():
                     body = b""
                     while not body.endswith(b"\r\n0\r\n\r\n") and body != b"0\r\n\r\n":
@@ -113,10 +120,18 @@ def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(report: Any, script: str, seconds: float, rounds: int, target: float) -> None:
     ports = {side: _free_port() for side in SIDES}
     procs = [subprocess.Popen([sys.executable, script, "--serve", side, str(port)])
              for side, port in ports.items()]
+    pids = {side: p.pid for side, p in zip(ports, procs)}
     try:
         for port in ports.values():
             deadline = time.monotonic() + 20
@@ -128,7 +143,7 @@ def run(report: Any, script: str, seconds: float, rounds: int, target: float) ->
                     if time.monotonic() > deadline:
                         raise RuntimeError("a bench server did not start")
                     time.sleep(0.1)
-        _measure(report, ports, seconds, rounds, target)
+        _measure(report, ports, pids, seconds, rounds, target)
     finally:
         for p in procs:
             p.terminate()
@@ -136,14 +151,16 @@ def run(report: Any, script: str, seconds: float, rounds: int, target: float) ->
             p.wait(timeout=10)
 
 
-def _measure(report: Any, ports: dict[str, int], seconds: float, rounds: int,
-             target: float) -> None:
+def _measure(report: Any, ports: dict[str, int], pids: dict[str, int], seconds: float,
+             rounds: int, target: float) -> None:
     import uvicorn
     print(f"\nover HTTP: uvicorn {uvicorn.__version__} (one worker each, "
           f"{'httptools' if _has('httptools') else 'h11'}, "
           f"{'uvloop' if _has('uvloop') else 'asyncio'}), FastAPI, {CONNECTIONS} keep-alive "
           f"connections, {seconds:g} s per side per round, {rounds} rounds, side order rotating")
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}  # server CPU us per request
+    sizes: dict[tuple[str, str], int] = {}
     for workload in WORKLOADS:
         request = _request(workload == "stream")
         for side in SIDES:  # warm each server (first series, imports)
@@ -151,11 +168,16 @@ def _measure(report: Any, ports: dict[str, int], seconds: float, rounds: int,
         for r in range(rounds):
             order = SIDES[r % 3:] + SIDES[:r % 3]
             for side in order:
+                before = _cpu_s(pids[side])
                 n, lat, size = asyncio.run(_load(ports[side], request, seconds))
+                cpu.setdefault((workload, side), []).append(
+                    (_cpu_s(pids[side]) - before) / n * 1e6)
+                sizes[(workload, side)] = size
                 rows.setdefault((workload, side), []).append(
                     (n / seconds, _percentile(lat, 0.5) * 1e3, _percentile(lat, 0.99) * 1e3))
     print(f"{'workload':<8} {'side':<15} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'req/s / bare':>13} {'(best)':>7} {'p50 / bare':>11} {'p99 / bare':>11}")
+          f"{'req/s / bare':>13} {'(best)':>7} {'p50 / bare':>11} {'p99 / bare':>11} "
+          f"{'server CPU us/req':>18} {'/ bare':>7}")
     for workload in WORKLOADS:
         bare = rows[(workload, "bare")]
         for side in SIDES:
@@ -167,7 +189,9 @@ def _measure(report: Any, ports: dict[str, int], seconds: float, rounds: int,
                   f"{statistics.median(m[1] for m in mine):7.2f} "
                   f"{statistics.median(m[2] for m in mine):7.2f} "
                   f"{statistics.median(rps):13.2f} {max(rps):7.2f} "
-                  f"{statistics.median(p50):11.2f} {statistics.median(p99):11.2f}")
+                  f"{statistics.median(p50):11.2f} {statistics.median(p99):11.2f} "
+                  f"{statistics.median(cpu[(workload, side)]):18.0f} "
+                  f"{bare_cpu_ratio(cpu, workload, side):7.2f}")
             rows[(workload, side + "/ratio")] = [(x, 0, 0) for x in rps]
         ours = statistics.median(x[0] for x in rows[(workload, "ours/ratio")])
         inst = statistics.median(x[0] for x in rows[(workload, "instrumentator/ratio")])
@@ -175,6 +199,17 @@ def _measure(report: Any, ports: dict[str, int], seconds: float, rounds: int,
                      at_most=False)
         report.must(f"HTTP {workload}: ours above the instrumentator", ours > inst,
                     f"{ours:.2f} vs {inst:.2f}")
+        report.check(f"HTTP {workload}: bare / ours server CPU per request", 1 /
+                     bare_cpu_ratio(cpu, workload, "ours"), target, ".2f", "x", at_most=False)
+        same = sizes[(workload, "ours")] == sizes[(workload, "bare")]
+        report.must(f"HTTP {workload}: client gets the bare app's body size", same,
+                    f"{sizes[(workload, 'ours')]} B" if same else "NO")
+
+
+def bare_cpu_ratio(cpu: dict[tuple[str, str], list[float]], workload: str, side: str) -> float:
+    """Median over rounds of a side's server CPU per request / the bare app's."""
+    return statistics.median(m / b for m, b in zip(cpu[(workload, side)],
+                                                   cpu[(workload, "bare")]))
 
 
 def _has(module: str) -> bool:
