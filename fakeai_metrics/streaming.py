@@ -156,6 +156,8 @@ class StreamingMetricsTracker(Tracker):
                 s.tokens += 1
                 if chunk_size_bytes:
                     self._bytes.inc(s.key, chunk_size_bytes)
+                if s.mirror is not None:  # multiprocess mode: prometheus_client's file too
+                    s.mirror.observe(gap)
                 return
             ttft = self._token(s, now, chunk_size_bytes)
         finally:
@@ -164,8 +166,8 @@ class StreamingMetricsTracker(Tracker):
             self._otel.first_token(s.key[0], ttft)  # type: ignore[union-attr]
 
     def _token(self, s: OpenStream | None, now: float, chunk_size_bytes: int) -> float | None:
-        """``record_token`` for an unknown stream, a first token, a first gap or, in
-        multiprocess mode, any gap; returns the TTFT of a first token. Call under the lock."""
+        """``record_token`` for an unknown stream, a first token or a first gap; returns the
+        TTFT of a first token. Call under the lock."""
         if s is None:
             self._drop("token", "unknown_stream")
             return None
@@ -174,18 +176,13 @@ class StreamingMetricsTracker(Tracker):
             s.first = now
             ttft = now - s.start
             self._ttft.observe(s.key, ttft)
-        elif s.mirrored is not None:  # multiprocess mode: the series and its file-backed child
-            dist, child = s.mirrored
-            gap = now - s.last
-            dist.add(bisect_left(self._itl_grid, gap), gap)
-            child.observe(gap)
         else:  # the first gap: observe() makes the series, which later gaps then update in place
             itl = self._itl
             itl.observe(s.key, now - s.last)
             if itl.observed_in_place:
                 s.itl = itl.series[s.key]
-            elif isinstance(itl, MirroredHistogram):
-                s.mirrored = (itl.series[s.key], itl.mirror_of(s.key))
+            elif isinstance(itl, MirroredHistogram):  # and its prometheus_client child
+                s.itl, s.mirror = itl.series[s.key], itl.mirror_of(s.key)
         s.last = now
         s.tokens += 1
         if chunk_size_bytes:

@@ -13,11 +13,11 @@ class OpenStream:
     ``key`` is the label tuple the stream reports under (its model or endpoint). ``itl`` is the
     inter-token-latency series the stream's gaps go to, remembered at its first gap so that later
     tokens update it without looking it up (``StreamingMetricsTracker.record_token``). In
-    multiprocess mode ``itl`` stays None and ``mirrored`` holds that series and its
-    prometheus_client child instead, which every gap also goes to.
+    multiprocess mode ``mirror`` is that series' prometheus_client child, which every gap also
+    goes to.
     """
 
-    __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens", "itl", "mirrored")
+    __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens", "itl", "mirror")
 
     def __init__(self, key: tuple[str, ...], start: float, prompt_tokens: int = 0) -> None:
         self.key = key
@@ -27,7 +27,7 @@ class OpenStream:
         self.tokens = 0
         self.prompt_tokens = prompt_tokens
         self.itl: Distribution | None = None
-        self.mirrored: tuple[Distribution, Any] | None = None
+        self.mirror: Any = None
 
     def tpot(self) -> float | None:
         """(last - first) / (tokens - 1), for streams with at least two tokens."""
