@@ -56,14 +56,16 @@ def upstream(rec: Recorded, seen: list[dict[str, Any]], *, together: bool = Fals
     return app
 
 
-async def call(app: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
+async def call(app: Any, request: dict[str, Any], piece: int = 10) -> list[dict[str, Any]]:
+    """Every message ``app`` sends for ``request``, whose body arrives in ``piece``-byte
+    messages."""
     body = json.dumps(request).encode()
     scope = {"type": "http", "method": "POST", "path": CHAT, "root_path": "",
              "headers": [(b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode()),
                          (b"authorization", b"Bearer sk-test-0123456789")]}
-    messages = [{"type": "http.request", "body": body[:10], "more_body": True},
-                {"type": "http.request", "body": body[10:], "more_body": False}]
+    messages = [{"type": "http.request", "body": body[i:i + piece],
+                 "more_body": i + piece < len(body)} for i in range(0, len(body), piece)]
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -150,3 +152,14 @@ async def test_fakeai_usage_on_the_finish_chunk_beside_null_responses_fields():
     assert b"".join(m.get("body", b"") for m in sent[1:]) == FAKEAI.wire
     assert tokens(registry, "prompt") == 25 and tokens(registry, "completion") == 8
     assert tokens(registry, "cached") == 5
+
+
+async def test_a_body_over_the_parse_limit_reaches_the_app_unchanged():
+    """Read ahead up to max_body_bytes only: past that the body passes as it came, in order."""
+    request = {**REQUEST, "messages": [{"role": "user", "content": "x" * 5000}]}
+    seen: list[dict[str, Any]] = []
+    app, registry = wrapped(upstream(OPENAI_CHAT, seen), max_body_bytes=1000)
+    bare = await call(upstream(OPENAI_CHAT, []), request, piece=300)
+    assert await call(app, request, piece=300) == bare   # 4 messages read ahead, 15 passed on
+    assert seen[0]["request"] == request          # not rewritten: too large to parse
+    assert tokens(registry, "completion") == OPENAI_CHAT.tokens
