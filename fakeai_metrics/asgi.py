@@ -67,6 +67,7 @@ _USAGE_ROUTES = ("/chat/completions", "/completions")
 #: (499 is nginx's "client closed request").
 DISCONNECT_STATUS, DISCONNECT_ERROR = 499, "client_disconnect"
 
+_INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
 _MiB = 1 << 20
 _TAIL_BYTES = 64 * 1024     # end of a large JSON response kept to find its trailing "usage"
 
@@ -244,7 +245,12 @@ class _Exchange:
         return {**scope, "headers": headers}
 
     def _body_asking_for_usage(self) -> bytes | None:
-        """The request body with ``stream_options.include_usage`` set, or None to leave it."""
+        """The request body with ``stream_options.include_usage`` set, or None to leave it.
+
+        Without a ``stream_options`` key the field is written in after the opening brace and
+        the client's bytes are kept as they were (no re-encoding of numbers or text); otherwise
+        the body is encoded again with the option set.
+        """
         if not self._request_complete:
             return None
         obj = self._parsed_request()
@@ -253,6 +259,10 @@ class _Exchange:
         options = obj.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage") is True:
             return None
+        body = self._request.whole() or b""
+        if "stream_options" not in obj and b'"stream_options"' not in body:
+            brace = body.index(b"{")  # obj is a non-empty object: it has "stream"
+            return body[:brace + 1] + _INCLUDE_USAGE + body[brace + 1:]
         obj["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                  "include_usage": True}
         return json.dumps(obj).encode()

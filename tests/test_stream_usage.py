@@ -43,7 +43,7 @@ def upstream(rec: Recorded, seen: list[dict[str, Any]], *, together: bool = Fals
             if not message.get("more_body"):
                 break
         request = json.loads(body)
-        seen.append({"request": request, "headers": dict(scope["headers"])})
+        seen.append({"request": request, "headers": dict(scope["headers"]), "body": body})
         asked = (request.get("stream_options") or {}).get("include_usage") is True
         parts = [e for e in events_of(rec) if asked or b'"choices":[],"usage"' not in e]
         if together and asked:
@@ -56,10 +56,11 @@ def upstream(rec: Recorded, seen: list[dict[str, Any]], *, together: bool = Fals
     return app
 
 
-async def call(app: Any, request: dict[str, Any], piece: int = 10) -> list[dict[str, Any]]:
-    """Every message ``app`` sends for ``request``, whose body arrives in ``piece``-byte
-    messages."""
-    body = json.dumps(request).encode()
+async def call(app: Any, request: dict[str, Any] | bytes, piece: int = 10
+               ) -> list[dict[str, Any]]:
+    """Every message ``app`` sends for ``request`` (JSON-encoded unless bytes already), whose
+    body arrives in ``piece``-byte messages."""
+    body = request if isinstance(request, bytes) else json.dumps(request).encode()
     scope = {"type": "http", "method": "POST", "path": CHAT, "root_path": "",
              "headers": [(b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode()),
@@ -99,10 +100,19 @@ async def test_client_gets_the_messages_it_would_get_without_the_middleware(rec,
     app, registry = wrapped(upstream(rec, seen, together=together))
     assert await call(app, REQUEST) == bare           # every message, every byte, same cuts
     assert seen[0]["request"]["stream_options"] == {"include_usage": True}
-    sent_body = json.dumps(seen[0]["request"]).encode()
-    assert seen[0]["headers"][b"content-length"] == str(len(sent_body)).encode()
+    assert seen[0]["headers"][b"content-length"] == str(len(seen[0]["body"])).encode()
     assert tokens(registry, "prompt") == rec.prompt
     assert tokens(registry, "completion") == rec.completion
+
+
+async def test_the_app_gets_the_clients_bytes_with_the_option_written_in():
+    raw = ('{ "model":"gpt-4o", "temperature": 1.0e0, "stream": true,\n'
+           ' "messages": [{"role": "user", "content": "caf\u00e9 \u2603"}]}').encode()
+    seen: list[dict[str, Any]] = []
+    app, _ = wrapped(upstream(OPENAI_CHAT, seen))
+    await call(app, raw)
+    assert seen[0]["body"] == b'{"stream_options":{"include_usage":true},' + raw[1:]
+    assert seen[0]["request"] == {**json.loads(raw), "stream_options": {"include_usage": True}}
 
 
 async def test_a_client_that_asked_for_usage_gets_it_untouched():
