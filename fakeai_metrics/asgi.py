@@ -118,7 +118,8 @@ class FakeAIMetricsMiddleware:
         except BaseException as exc:
             exchange.guarded(exchange.app_raised, exc)
             raise
-        exchange.guarded(exchange.app_returned)
+        if not exchange._done:  # the common case, a complete response, costs nothing more
+            exchange.guarded(exchange.app_returned)
 
     def _endpoint(self, scope: Scope) -> str | None:
         """The measured route a scope is for, or None to pass it through."""
