@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,36 @@ def mp_worker(n: int, seed: int) -> None:
     t0 = time.perf_counter()
     w.run_seed(work, project, cell)
     print(f"{(time.perf_counter() - t0) / n * 1e6:.3f}")  # us per request, for the report
+
+
+def mp_floor_worker(n: int, seed: int) -> None:
+    """``mp_worker`` for the floor: the same requests as bare prometheus_client metrics, which
+    in multiprocess mode write every value to their memory-mapped files."""
+    assert multiprocess.enabled(), "PROMETHEUS_MULTIPROC_DIR not set"
+    work = w.make_workload(n, seed)
+    cell, clock = w.make_clock("virtual")
+    floor = w.Floor()
+    t0 = time.perf_counter()
+    w.run_floor(work, floor, cell, clock)
+    print(f"{(time.perf_counter() - t0) / n * 1e6:.3f}")
+
+
+def multiprocess_recording(script: str, n: int, seed: int, reps: int) -> dict[str, float]:
+    """us per request recording in multiprocess mode, the project's trackers vs bare
+    prometheus_client (the floor), one worker process at a time, sides alternated; best and
+    median of ``reps`` rounds."""
+    times: dict[str, list[float]] = {"project": [], "floor": []}
+    flags = {"project": "--mp-worker", "floor": "--mp-floor-worker"}
+    for rep in range(reps):
+        for side in (("project", "floor") if rep % 2 == 0 else ("floor", "project")):
+            with tempfile.TemporaryDirectory(prefix="fakeai-bench-mprec-") as tmp:
+                out = subprocess.run([sys.executable, script, flags[side], str(n), "--seed",
+                                      str(seed)], env={**os.environ,
+                                                       "PROMETHEUS_MULTIPROC_DIR": tmp},
+                                     check=True, capture_output=True, text=True)
+            times[side].append(float(out.stdout.strip().splitlines()[-1]))
+    return {f"{side}_{stat}": fn(ts) for side, ts in times.items()
+            for stat, fn in (("best", min), ("median", statistics.median))}
 
 
 def multiprocess_scrape(script: str, workers: int, n_per_worker: int, seed: int,

@@ -1,22 +1,30 @@
 """ASGI middleware that measures OpenAI-compatible routes and records them in a ``Telemetry`` hub.
 
-It watches the messages an app already exchanges with its server and changes none of them: the
-request body is read by wrapping ``receive`` (the app still gets every message as it was), the
-response by wrapping ``send`` (every message is forwarded as soon as it has been looked at). From
-what passes it records, per request:
+This module is the ASGI plumbing: it wraps ``receive`` and ``send``, and hands what passes to
+``sse.SSEScanner`` (event boundaries) and ``openai_stream.OpenAIStream`` (what an event means).
+It records, per request:
 
 - a non-streamed response: ``record_request`` with the ``usage`` of a 2xx JSON body, or
   ``record_failure`` with the OpenAI error body of a status >= 400;
 - a ``text/event-stream`` response: ``start_stream`` at the response start (dated back to the
-  request's arrival, so TTFT includes the time before the first byte), ``stream_token`` for
-  every server-sent event that carries generated content, and ``finish_stream`` (with the final
-  chunk's ``usage`` when the server sends it) or ``fail_stream`` on an ``error`` event, an
-  exception or a client disconnect.
+  request's arrival, so TTFT includes the time before the first byte), one token (the tracker
+  call ``stream_token`` makes) for every server-sent event that carries generated content (one
+  clock read, in the tracker), and
+  ``finish_stream`` (with the usage the server sent) or ``fail_stream`` on an ``error`` event,
+  an exception or a client disconnect.
 
-Memory is bounded per request whatever the response size: a capped prefix of the request body
-(for ``model``), a capped head and tail of a JSON response (for ``usage``, which OpenAI puts last)
-and, for a stream, one partially received event. Metrics never break the app: an error in this
-module or in the hub is logged at DEBUG (with the API key scrubbed) and the response goes on.
+Usage for every stream: a streamed chat or completions request without
+``stream_options.include_usage`` gets it added to the body the app receives (``content-length``
+adjusted), and the usage-only chunk this makes the upstream send is removed from what the client
+receives, so the client gets the bytes it would have got without the middleware. The request body
+is therefore read before the app is called (up to ``max_body_bytes``; a larger one passes
+unchanged). ``include_usage=False`` turns this off for upstreams that refuse ``stream_options``.
+Every other message is forwarded at once, as the app sent it.
+
+Memory is bounded per request whatever the response size: a capped copy of the request body, a
+capped head and tail of a JSON response (for ``usage``, which OpenAI puts last) and, for a stream,
+one partially received event. Metrics never break the app: an error in this module or in the hub
+is logged at DEBUG (with the API key scrubbed) and the response goes on.
 
 Only POST requests to the configured paths are measured; everything else (other paths, other
 methods, websocket and lifespan scopes) goes straight to the app. Written against the ASGI 3
@@ -27,14 +35,15 @@ spec only, so it wraps any ASGI app, and Starlette/FastAPI take it as
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import secrets
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 from .errors import UNKNOWN_MODEL
-from .openai_payloads import (MAX_LABEL, RESPONSES_CONTENT, RESPONSES_DONE, RESPONSES_FAILED,
-                              Usage, clip, error_info, has_content, json_object, trailing_usage)
-from .sse import Event, SSEParser
+from .openai_payloads import MAX_LABEL, Usage, clip, error_info, json_object, trailing_usage
+from .openai_stream import DONE, FAILED, TOKEN, USAGE_ONLY, OpenAIStream
+from .sse import Event, SSEScanner
 from .telemetry import Telemetry
 from .validation import encodable
 
@@ -52,14 +61,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPENAI_ROUTES: frozenset[str] = frozenset({
     "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
 })
+#: Measured paths whose streams take ``stream_options.include_usage``.
+_USAGE_ROUTES = ("/chat/completions", "/completions")
 
 #: Status and error type recorded when the client goes away before the response is complete
 #: (499 is nginx's "client closed request").
 DISCONNECT_STATUS, DISCONNECT_ERROR = 499, "client_disconnect"
 
+_INCLUDE_USAGE = b'"stream_options":{"include_usage":true},'
 _MiB = 1 << 20
 _TAIL_BYTES = 64 * 1024     # end of a large JSON response kept to find its trailing "usage"
-
 
 
 class FakeAIMetricsMiddleware:
@@ -69,18 +80,22 @@ class FakeAIMetricsMiddleware:
     own (``telemetry.now``), which streams are measured on, and must be that clock if given.
     ``max_body_bytes`` caps what is kept of a request or JSON response body for parsing and
     ``max_event_bytes`` the size of one server-sent event; larger ones pass through unparsed.
+    ``include_usage`` (default True) asks the upstream for usage on streams whose client did
+    not, and hides that usage chunk from the client (see the module docstring).
     """
 
     def __init__(self, app: ASGIApp, telemetry: Telemetry,
                  routes: Iterable[str] = OPENAI_ROUTES, *,
                  clock: Callable[[], float] | None = None,
-                 max_body_bytes: int = _MiB, max_event_bytes: int = _MiB) -> None:
+                 max_body_bytes: int = _MiB, max_event_bytes: int = _MiB,
+                 include_usage: bool = True) -> None:
         self.app = app
         self.telemetry = telemetry
         self.routes = frozenset(_normalise(r) for r in routes)
         self.clock = clock if clock is not None else telemetry.now
         self.max_body_bytes = max_body_bytes
         self.max_event_bytes = max_event_bytes
+        self.include_usage = include_usage
         # ids unique per request, and across middlewares sharing one hub
         self._ids = itertools.count(1)
         self._id_prefix = "asgi-" + secrets.token_hex(4)
@@ -97,12 +112,15 @@ class FakeAIMetricsMiddleware:
                       type(exc).__name__)
             await self.app(scope, receive, send)
             return
+        if self.include_usage and endpoint.endswith(_USAGE_ROUTES):
+            scope = await exchange.ask_for_usage(scope)
         try:
             await self.app(scope, exchange.receive, exchange.send)
         except BaseException as exc:
             exchange.guarded(exchange.app_raised, exc)
             raise
-        exchange.guarded(exchange.app_returned)
+        if not exchange._done:  # the common case, a complete response, costs nothing more
+            exchange.guarded(exchange.app_returned)
 
     def _endpoint(self, scope: Scope) -> str | None:
         """The measured route a scope is for, or None to pass it through."""
@@ -122,9 +140,15 @@ class FakeAIMetricsMiddleware:
 class _Exchange:
     """One request/response pair: what has been seen of it and what has been recorded.
 
-    Each outcome is recorded once (``_done``); every hub call goes through ``_call`` so that a
-    refused call (``InvalidMetricInput``) or a bug here is logged, never raised into the app.
+    Each outcome is recorded once (``_done``); every hub call goes through ``_call`` (or, per
+    token, through the guarded ``send``) so that a refused call (``InvalidMetricInput``) or a bug
+    here is logged, never raised into the app.
     """
+
+    __slots__ = ("mw", "telemetry", "endpoint", "api_key", "started", "_receive_downstream",
+                 "_send_downstream", "_replay", "_request", "_request_complete",
+                 "_request_json", "_model", "status", "_response", "_stream", "_scanner",
+                 "_strip_usage", "stream_id", "_done", "_disconnected", "_send_failed")
 
     def __init__(self, mw: FakeAIMetricsMiddleware, endpoint: str, scope: Scope,
                  receive: Receive, send: Send) -> None:
@@ -135,15 +159,17 @@ class _Exchange:
         self.started = mw.clock()
         self._receive_downstream = receive
         self._send_downstream = send
+        self._replay: list[Message] = []          # request messages read ahead of the app
         self._request = _Capture(mw.max_body_bytes, tail=0)
         self._request_complete = False
+        self._request_json: dict[str, Any] | None = None
         self._model: str | None = None
         self.status: int | None = None
         self._response: _Capture | None = None   # JSON body being kept for parsing
-        self._sse: SSEParser | None = None
+        self._stream: OpenAIStream | None = None  # set when the response is an event stream
+        self._scanner: SSEScanner | None = None   # None too for a compressed stream
+        self._strip_usage = False                 # usage was asked for on the client's behalf
         self.stream_id: str | None = None
-        self._usage: Usage | None = None
-        self._finish_reason = "stop"
         self._done = False                          # outcome recorded (or given up)
         self._disconnected = False
         self._send_failed = False
@@ -151,6 +177,8 @@ class _Exchange:
     # --- the wrappers the app sees -------------------------------------------------------------
 
     async def receive(self) -> Message:
+        if self._replay:
+            return self._replay.pop(0)
         message = await self._receive_downstream()
         self.guarded(self._on_receive, message)
         return message
@@ -158,7 +186,27 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         # look first, then forward: token times are when the app produced them, not when a slow
         # client drained its socket, and the outcome is recorded before the client can see it
-        self.guarded(self._on_send, message)
+        if not self._done:
+            try:
+                scanner = self._scanner
+                if scanner is not None and message.get("type") == "http.response.body":
+                    # a readable stream's body: the per-chunk path, kept to a few calls
+                    body = message.get("body") or b""
+                    if body:
+                        events = scanner.feed(body if body.__class__ is bytes else bytes(body))
+                        if events:
+                            cuts = self._on_events(events)
+                            if cuts:
+                                message = _cut(message, body, cuts,  # type: ignore[assignment]
+                                               message.get("more_body", False))
+                                if message is None:
+                                    return  # it held only the usage chunk asked for here
+                    if not message.get("more_body", False):
+                        self._finish_stream()
+                else:
+                    self._on_send(message)
+            except Exception as exc:  # noqa: BLE001 - metrics must never break the response
+                self._log("send", exc)
         try:
             await self._send_downstream(message)
         except BaseException:
@@ -174,6 +222,53 @@ class _Exchange:
 
     # --- request ---------------------------------------------------------------------------------
 
+    async def ask_for_usage(self, scope: Scope) -> Scope:
+        """Read the request body ahead of the app; for a stream that does not ask for usage,
+        give the app a body that does (and the scope with its new ``content-length``)."""
+        while True:
+            message = await self._receive_downstream()
+            self._replay.append(message)
+            self.guarded(self._on_receive, message)
+            if (message.get("type") != "http.request" or not message.get("more_body", False)
+                    or self._request.truncated):
+                break
+        try:
+            body = self._body_asking_for_usage()
+        except Exception as exc:  # noqa: BLE001 - an odd body goes to the app as it came
+            self._log("include_usage", exc)
+            return scope
+        if body is None:
+            return scope
+        self._replay = [{"type": "http.request", "body": body, "more_body": False}]
+        self._strip_usage = True
+        headers = [(k, v) for k, v in scope.get("headers") or ()
+                   if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        return {**scope, "headers": headers}
+
+    def _body_asking_for_usage(self) -> bytes | None:
+        """The request body with ``stream_options.include_usage`` set, or None to leave it.
+
+        Without a ``stream_options`` key the field is written in after the opening brace and
+        the client's bytes are kept as they were (no re-encoding of numbers or text); otherwise
+        the body is encoded again with the option set.
+        """
+        if not self._request_complete:
+            return None
+        obj = self._parsed_request()
+        if obj.get("stream") is not True:
+            return None
+        options = obj.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            return None
+        body = self._request.whole() or b""
+        if "stream_options" not in obj and b'"stream_options"' not in body:
+            brace = body.index(b"{")  # obj is a non-empty object: it has "stream"
+            return body[:brace + 1] + _INCLUDE_USAGE + body[brace + 1:]
+        obj["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                 "include_usage": True}
+        return json.dumps(obj).encode()
+
     def _on_receive(self, message: Message) -> None:
         kind = message.get("type")
         if kind == "http.request":
@@ -187,16 +282,24 @@ class _Exchange:
             if self.stream_id is not None:
                 self._fail_stream(DISCONNECT_STATUS, DISCONNECT_ERROR, "client disconnected")
 
+    def _parsed_request(self) -> dict[str, Any]:
+        """The JSON request body as received so far ({} when it is not an object), parsed once
+        it is complete."""
+        if self._request_json is not None:
+            return self._request_json
+        obj = json_object(self._request.whole())
+        if self._request_complete:
+            self._request_json = obj
+        return obj
+
     def model(self) -> str:
-        """``model`` of the JSON request body, "unknown" when there is none (parsed once)."""
+        """``model`` of the JSON request body, "unknown" when there is none."""
         if self._model is not None:
             return self._model
-        model = UNKNOWN_MODEL
-        body = self._request.whole()
-        if body is not None:
-            found = json_object(body).get("model")
-            if isinstance(found, str) and 0 < len(found) <= MAX_LABEL:
-                model = encodable(found)  # JSON may carry lone surrogates: replaced
+        found = self._parsed_request().get("model")
+        # JSON may carry lone surrogates: replaced, so the label can be written out
+        model = encodable(found) if isinstance(found, str) and 0 < len(found) <= MAX_LABEL \
+            else UNKNOWN_MODEL
         if self._request_complete:
             self._model = model
         return model
@@ -204,33 +307,39 @@ class _Exchange:
     # --- response --------------------------------------------------------------------------------
 
     def _on_send(self, message: Message) -> None:
-        if self._done:
-            return
+        """Look at a message the app sends, other than a readable stream's body."""
         kind = message.get("type")
-        if kind == "http.response.start":
-            self._on_start(message)
-        elif kind == "http.response.body":
-            body = message.get("body") or b""
-            more = bool(message.get("more_body", False))
-            if self._sse is not None:
-                self._on_stream_body(self._sse, body, more)
-            else:
-                if self._response is not None:
-                    self._response.add(body)
+        if kind == "http.response.body":
+            more = message.get("more_body", False)
+            if self._stream is not None:  # a compressed stream: only its end can be seen
                 if not more:
-                    self._on_complete()
+                    self._finish_stream()
+                return
+            if self._response is not None:
+                self._response.add(message.get("body") or b"")
+            if not more:
+                self._on_complete()
+        elif kind == "http.response.start":
+            self._on_start(message)
 
     def _on_start(self, message: Message) -> None:
         self.status = status = int(message.get("status", 200))
-        headers = _headers(message.get("headers") or ())
-        content_type = headers.get(b"content-type", b"").lower()
-        encoded = headers.get(b"content-encoding", b"identity").lower() != b"identity"
+        content_type, encoding = b"", b"identity"
+        for name, value in message.get("headers") or ():  # bytes, or bytearray
+            name = name.lower()
+            if name == b"content-type":
+                content_type = value.lower()
+            elif name == b"content-encoding":
+                encoding = value.lower()
+        encoded = encoding != b"identity"
         if status < 400 and content_type.startswith(b"text/event-stream"):
             self.stream_id = self.mw._new_stream_id()
             self._call(self.telemetry.start_stream, self.stream_id, endpoint=self.endpoint,
                        model=self.model(), api_key=self.api_key, started_at=self.started)
+            self._stream = OpenAIStream()
             # a compressed stream is counted (start, outcome) but its tokens cannot be read
-            self._sse = SSEParser(self.mw.max_event_bytes, enabled=not encoded)
+            if not encoded:
+                self._scanner = SSEScanner(self.mw.max_event_bytes)
         elif not encoded and (not content_type or b"json" in content_type):
             self._response = _Capture(self.mw.max_body_bytes, tail=_TAIL_BYTES)
 
@@ -245,87 +354,50 @@ class _Exchange:
             self._record_failure(status, error_type, message, latency)
             return
         self._done = True
-        usage = Usage()
-        if body is not None:
-            usage = Usage.of(json_object(body.whole()).get("usage") if not body.truncated
-                              else trailing_usage(body.tail))
+        usage = None if body is None else Usage.of(trailing_usage(body.last()))
+        prompt, completion, cached = usage if usage is not None else (0, 0, 0)
         self._call(self.telemetry.record_request, endpoint=self.endpoint, model=self.model(),
-                   latency_s=latency, prompt_tokens=usage.prompt,
-                   completion_tokens=usage.completion, cached_tokens=usage.cached,
+                   latency_s=latency, prompt_tokens=prompt or 0,
+                   completion_tokens=completion or 0, cached_tokens=cached,
                    api_key=self.api_key)
 
     # --- streams ---------------------------------------------------------------------------------
 
-    def _on_stream_body(self, sse: SSEParser, body: bytes, more: bool) -> None:
-        if sse.enabled and body:
-            for event in sse.feed(bytes(body)):
-                self._on_event(event)
-                if self._done:
-                    return
-        if not more:
-            self._finish_stream()
-
-    def _on_event(self, event: Event) -> None:
-        data = event.data.strip()
-        if data == b"[DONE]":
-            self._finish_stream()
-            return
-        obj = json_object(data)
-        if not obj:
-            return
-        kind = obj.get("type")
-        if not isinstance(kind, str):
-            kind = event.name.decode("utf-8", "replace")
-        error = obj.get("error")
-        if kind in RESPONSES_FAILED or isinstance(error, dict):
-            self._stream_error(obj)
-            return
-        if kind in RESPONSES_CONTENT:
-            self._token(event.size)
-        elif kind in RESPONSES_DONE:
-            response = obj.get("response")
-            if isinstance(response, dict) and isinstance(response.get("usage"), dict):
-                self._usage = Usage.of(response["usage"])
-        else:
-            choices = obj.get("choices")
-            if isinstance(choices, list):
-                if any(has_content(c) for c in choices):
-                    self._token(event.size)
-                for c in choices:
-                    if isinstance(c, dict) and isinstance(c.get("finish_reason"), str):
-                        self._finish_reason = c["finish_reason"]
-            if isinstance(obj.get("usage"), dict):
-                self._usage = Usage.of(obj["usage"])
-
-    def _token(self, size: int) -> None:
-        self._call(self.telemetry.stream_token, self.stream_id, chunk_size_bytes=size)
-
-    def _stream_error(self, obj: dict[str, Any]) -> None:
-        """An error event: chat's ``{"error": {...}}``, or the Responses API's error events."""
-        error = obj.get("error")
-        if not isinstance(error, dict):
-            response = obj.get("response")
-            error = response.get("error") if isinstance(response, dict) else None
-            if not isinstance(error, dict):
-                # the Responses API's {"type": "error", "code": ..., "message": ...}
-                error = {"code": obj.get("code"), "message": obj.get("message")}
-        error_type, message = error_info({"error": error}, "stream_error")
-        code = error.get("code")
-        status = code if isinstance(code, int) and 400 <= code <= 599 else 500
-        self._fail_stream(status, error_type, message)
+    def _on_events(self, events: list[Event]) -> list[tuple[int, int]] | None:
+        """Record what the events of one body message mean; returns the spans to remove."""
+        on_event = self._stream.on_event  # type: ignore[union-attr]
+        # what Telemetry.stream_token does, without its extra call: one tracker call per token
+        token = self.telemetry.streaming.record_token
+        stream_id = self.stream_id or ""  # set with the stream, before any body
+        cuts = None
+        for event in events:
+            step = on_event(event)
+            if step == TOKEN:
+                token(stream_id, "", event.end - event.start)
+            elif step == USAGE_ONLY:
+                if self._strip_usage and event.start >= 0:
+                    cuts = (cuts or []) + [(event.start, event.end)]
+            elif step == DONE:
+                self._finish_stream()
+                break
+            elif step == FAILED:
+                self._fail_stream(*self._stream.error)  # type: ignore[union-attr, misc]
+                break
+        return cuts
 
     def _finish_stream(self) -> None:
         if self._done:
             return
         self._done = True
-        u = self._usage
-        if u is None:  # no usage chunk: bill the tokens seen
+        u = self._stream.usage if self._stream is not None else None
+        if u is None:  # no usage: bill the content events seen
             self._call(self.telemetry.finish_stream, self.stream_id,
-                       finish_reason=self._finish_reason)
-        else:
+                       finish_reason=self._stream.finish_reason if self._stream else "stop")
+        else:  # a count the server did not send falls back to what the hub knows
             self._call(self.telemetry.finish_stream, self.stream_id,
-                       finish_reason=self._finish_reason, completion_tokens=u.completion,
-                       prompt_tokens=u.prompt, cached_tokens=u.cached)
+                       finish_reason=self._stream.finish_reason,  # type: ignore[union-attr]
+                       completion_tokens=u.completion, prompt_tokens=u.prompt,
+                       cached_tokens=u.cached)
 
     def _fail_stream(self, status: int, error_type: str, message: str) -> None:
         if self._done:
@@ -391,19 +463,30 @@ class _Exchange:
                   type(exc).__name__, text)
 
 
+def _cut(message: Message, body: bytes, cuts: list[tuple[int, int]], more: bool
+         ) -> Message | None:
+    """``message`` without the byte spans ``cuts``; None when nothing is left of a message
+    that is not the last (the client would not have received it)."""
+    parts, pos = [], 0
+    for start, end in cuts:
+        parts.append(body[pos:start])
+        pos = end
+    parts.append(body[pos:])
+    rest = b"".join(parts)
+    if not rest and more:
+        return None
+    return {**message, "body": rest}
+
+
 def _normalise(path: str) -> str:
     return path.rstrip("/") or "/"
-
-
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    return {bytes(k).lower(): bytes(v) for k, v in raw}
 
 
 def _bearer_key(raw: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The key of ``Authorization: Bearer <key>``, or None."""
     for name, value in raw:
-        if bytes(name).lower() == b"authorization":
-            scheme, _, key = bytes(value).decode("latin-1").strip().partition(" ")
+        if name.lower() == b"authorization":
+            scheme, _, key = value.decode("latin-1").strip().partition(" ")
             key = key.strip()
             return key if scheme.lower() == "bearer" and key else None
     return None
@@ -412,10 +495,13 @@ def _bearer_key(raw: Iterable[tuple[bytes, bytes]]) -> str | None:
 class _Capture:
     """A body kept up to ``limit`` bytes, and past that only its last ``tail`` bytes."""
 
+    __slots__ = ("limit", "tail_limit", "parts", "size", "tail", "truncated")
+
     def __init__(self, limit: int, tail: int) -> None:
         self.limit = limit
         self.tail_limit = tail
-        self.head = bytearray()
+        self.parts: list[bytes] = []   # the body while it is within the limit
+        self.size = 0
         self.tail = bytearray()
         self.truncated = False
 
@@ -423,12 +509,14 @@ class _Capture:
         if not chunk:
             return
         if not self.truncated:
-            if len(self.head) + len(chunk) <= self.limit:
-                self.head += chunk
+            if self.size + len(chunk) <= self.limit:
+                self.parts.append(chunk)
+                self.size += len(chunk)
                 return
             self.truncated = True
-            self.tail = self.head[-self.tail_limit:] if self.tail_limit else bytearray()
-            self.head = bytearray()  # the head is no use once the body cannot be parsed whole
+            if self.tail_limit:
+                self.tail = bytearray(b"".join(self.parts)[-self.tail_limit:])
+            self.parts = []  # the head is no use once the body cannot be parsed whole
         if self.tail_limit:
             self.tail += chunk
             if len(self.tail) > self.tail_limit:
@@ -436,4 +524,13 @@ class _Capture:
 
     def whole(self) -> bytes | None:
         """The complete body so far, or None once it outgrew the limit."""
-        return None if self.truncated else bytes(self.head)
+        if self.truncated:
+            return None
+        parts = self.parts
+        if len(parts) != 1:
+            parts[:] = [b"".join(parts)]
+        return bytes(parts[0])
+
+    def last(self) -> bytes:
+        """The end of the body: all of it while within the limit, else its last ``tail``."""
+        return bytes(self.tail) if self.truncated else self.whole() or b""

@@ -3,7 +3,9 @@ generator over HTTP on 127.0.0.1, with ``/metrics`` on the same port.
 
 Everything a dashboard or alert needs shows up within a minute: streamed and plain chat
 completions on three models, a configurable error rate (429s and 500s), three API keys reported
-under aliases, two of them with budgets — one already near its alert threshold. With ``--slos``
+under aliases, two of them with budgets — one (carol) already near its alert threshold, which
+she crosses about ten seconds in whatever the machine's speed: her prompts grow with the time
+since her previous request, so her spend follows the clock, not the request rate. With ``--slos``
 (for example ``fakeai_metrics/examples/latency-slos.yml``, whose TTFT bounds the fake models
 miss now and then) every request is also judged against latency SLOs.
 """
@@ -23,7 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from .asgi import FakeAIMetricsMiddleware
 from .cost import BudgetLimitType, BudgetPeriod
 from .latency_slo import SLOSource
-from .pricing import PriceTable
+from .pricing import DEFAULT_PRICES, PriceTable
 from .server import asgi_app
 from .telemetry import Telemetry
 
@@ -52,8 +54,15 @@ MODELS = {
 KEYS = {
     "sk-demo-alice-0001": ("alice", None, 0.0),
     "sk-demo-bob-0002": ("bob", 100.0, 0.0),
-    "sk-demo-carol-0003": ("carol", 5.0, 3.9),  # 78 %: crosses its 80 % threshold in seconds
+    "sk-demo-carol-0003": ("carol", 5.0, 3.9),  # 78 %: crosses its 80 % threshold ~10 s in
 }
+CAROL = "sk-demo-carol-0003"
+#: carol's prompt spend per second of the demo, on gpt-4o: $0.10 (78 % -> 80 % of $5) in ~8 s,
+#: plus her completions and minus her cached prompt tokens.
+CAROL_USD_PER_S = 0.012
+CAROL_MODEL = "gpt-4o"
+_PROMPT_OVERHEAD = 8  # tokens the fake server bills on top of the words (FakeOpenAI)
+_CAROL_CATCH_UP_S = 5.0
 WORDS = "the quick brown fox jumps over a lazy dog while metrics flow into prometheus".split()
 
 
@@ -73,7 +82,8 @@ class FakeOpenAI:
         request = json.loads(await read_body(receive) or b"{}")
         model = request.get("model", "gpt-4o-mini")
         profile = MODELS.get(model, MODELS["gpt-4o-mini"])
-        prompt = sum(len(m.get("content", "").split()) for m in request.get("messages", [])) + 8
+        prompt = (sum(len(m.get("content", "").split()) for m in request.get("messages", []))
+                  + _PROMPT_OVERHEAD)
         if self.rng.random() < self.error_rate:
             await asyncio.sleep(self.rng.uniform(0.005, 0.05))
             status, kind = self.rng.choice([(429, "rate_limit_exceeded"), (500, "server_error")])
@@ -153,19 +163,35 @@ def setup_keys(telemetry: Telemetry) -> None:
             telemetry.cost.record_usage(key, "gpt-4o", CHAT, int(spent / 5.0 * 1_000_000), 0)
 
 
+def carol_prompt_words(since_last_s: float) -> int:
+    """Words of a carol prompt that bill ``CAROL_USD_PER_S`` for the seconds since her previous
+    request (at most ``_CAROL_CATCH_UP_S`` of them), at her model's input price."""
+    seconds = min(max(since_last_s, 0.0), _CAROL_CATCH_UP_S)
+    tokens = CAROL_USD_PER_S * seconds / DEFAULT_PRICES[CAROL_MODEL].input * 1_000_000
+    return max(1, round(tokens) - _PROMPT_OVERHEAD)
+
+
 async def load(base_url: str, rps: float, rng: random.Random, stop: asyncio.Event) -> None:
     """Open-loop arrivals at ``rps`` (exponential gaps), at most 200 requests in flight."""
     import httpx
 
     limit = asyncio.Semaphore(200)
     tasks: set[asyncio.Task[None]] = set()
+    clock = asyncio.get_running_loop().time
+    carol_last = [clock()]
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         async def one() -> None:
             async with limit:
                 key = rng.choice(list(KEYS))
-                body = {"model": rng.choice(list(MODELS)), "stream": rng.random() < 0.6,
+                model = rng.choice(list(MODELS))
+                words = rng.randint(5, 60)
+                if key == CAROL:  # her spend follows the clock (see the module docstring)
+                    now = clock()
+                    model, words = CAROL_MODEL, carol_prompt_words(now - carol_last[0])
+                    carol_last[0] = now
+                body = {"model": model, "stream": rng.random() < 0.6,
                         "messages": [{"role": "user", "content": " ".join(
-                            rng.choice(WORDS) for _ in range(rng.randint(5, 60)))}],
+                            rng.choice(WORDS) for _ in range(words))}],
                         "stream_options": {"include_usage": True}}
                 headers = {"Authorization": f"Bearer {key}"}
                 try:

@@ -37,16 +37,17 @@ class _Children:
 
     def __init__(self, metric: Any) -> None:
         self.metric = metric
-        self._children: dict[Key, Any] = {}
+        #: made so far; a hot path reads this first and calls ``self(key)`` only on a miss
+        self.children: dict[Key, Any] = {}
 
     def __call__(self, key: Key) -> Any:
-        child = self._children.get(key)
+        child = self.children.get(key)
         if child is None:
-            child = self._children[key] = self.metric.labels(*key)
+            child = self.children[key] = self.metric.labels(*key)
         return child
 
     def remove(self, key: Key) -> None:
-        if self._children.pop(key, None) is not None:
+        if self.children.pop(key, None) is not None:
             self.metric.remove(*key)
 
 
@@ -60,8 +61,9 @@ class MirroredCounter(Counter):
                                                            registry=None))
 
     def inc(self, key: Key, amount: float = 1) -> None:
-        super().inc(key, amount)
-        self._mirror(key).inc(amount)
+        values = self.values  # Counter.inc, inline: this runs for every count in this mode
+        values[key] = values.get(key, 0) + amount
+        (self._mirror.children.get(key) or self._mirror(key)).inc(amount)
 
 
 class MirroredGauge(Gauge):
@@ -97,7 +99,11 @@ class MirroredHistogram(Histogram):
 
     def observe(self, key: Key, value: float) -> None:
         super().observe(key, value)
-        self._mirror(key).observe(value)
+        (self._mirror.children.get(key) or self._mirror(key)).observe(value)
+
+    def mirror_of(self, key: Key) -> Any:
+        """The prometheus_client child of a series, for a hot path that holds it."""
+        return self._mirror(key)
 
 
 def scrape_registry() -> prometheus_client.CollectorRegistry:

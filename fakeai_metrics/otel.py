@@ -45,11 +45,16 @@ API_KEY_ID = "fakeai.api_key.id"
 SLO_NAME = "fakeai.slo.name"
 INPUT = ga.GenAiTokenTypeValues.INPUT.value
 OUTPUT = ga.GenAiTokenTypeValues.OUTPUT.value
+_ERROR = (ERROR_TYPE, "error")
 
 
 def get_meter(provider: MeterProvider) -> Meter:
     from . import __version__
     return provider.get_meter("fakeai_metrics", __version__)
+
+
+#: Attribute sets kept per instrument class (label caps bound them well below this).
+MAX_CACHED = 10_000
 
 
 class _Attrs:
@@ -76,7 +81,7 @@ class _Attrs:
             if model is not None:
                 found[ga.GEN_AI_REQUEST_MODEL] = model
             found.update(extra)
-            if len(self._cache) < 10_000:
+            if len(self._cache) < MAX_CACHED:
                 self._cache[key] = found
         return found
 
@@ -129,14 +134,15 @@ class ModelInstruments:
             explicit_bucket_boundaries_advisory=DURATION_ADVICE)
 
     def request(self, endpoint: str, model: str, seconds: float, error: bool) -> None:
-        extra = ((ERROR_TYPE, "error"),) if error else ()
-        self.duration.record(seconds, self.attrs(endpoint, model, *extra))
+        attrs = self.attrs(endpoint, model, _ERROR) if error else self.attrs(endpoint, model)
+        self.duration.record(seconds, attrs)
 
 
 class CostInstruments:
     def __init__(self, meter: Meter, provider_name: str, cost: Snapshot,
                  budgets: Callable[[], Iterable[tuple[str, float, float]]]) -> None:
         self.attrs = _Attrs(provider_name)
+        self._usage_attrs: dict[tuple[str, str], tuple[Attributes, Attributes]] = {}
         self.tokens = meter.create_histogram(
             gm.GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
             description="Tokens per request by gen_ai.token.type (input/output).",
@@ -152,9 +158,16 @@ class CostInstruments:
                     lambda: [(limit, {API_KEY_ID: key}) for key, limit, _ in budgets()])
 
     def usage(self, endpoint: str, model: str, prompt: int, completion: int) -> None:
-        self.tokens.record(prompt, self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, INPUT)))
-        self.tokens.record(completion,
-                           self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, OUTPUT)))
+        # both attribute sets in one lookup: this runs for every billed request
+        pair = self._usage_attrs.get((endpoint, model))
+        if pair is None:
+            pair = (self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, INPUT)),
+                    self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, OUTPUT)))
+            if len(self._usage_attrs) < MAX_CACHED:
+                self._usage_attrs[(endpoint, model)] = pair
+        record = self.tokens.record
+        record(prompt, pair[0])
+        record(completion, pair[1])
 
 
 class ErrorInstruments:

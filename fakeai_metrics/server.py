@@ -102,8 +102,25 @@ def serve(port: int = 9464, addr: str = "127.0.0.1", registry: CollectorRegistry
 
 
 def asgi_app(registry: CollectorRegistry | None = None) -> Callable[..., Any]:
-    """An ASGI app serving the metrics (mount it at ``/metrics``); gzip when asked."""
-    return make_asgi_app(scrape_registry(registry))
+    """An ASGI app serving the metrics; gzip when asked.
+
+    In Starlette/FastAPI route it with ``app.add_route("/metrics", asgi_app())``, which answers
+    ``GET /metrics`` itself (``app.mount`` answers it with a redirect to ``/metrics/``).
+    """
+    return _ASGIApp(make_asgi_app(scrape_registry(registry)))
+
+
+class _ASGIApp:
+    """prometheus_client's ASGI app as an object: Starlette's router serves an object as an ASGI
+    app at exactly its path, while a function would be taken for a request handler."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 def wsgi_app(registry: CollectorRegistry | None = None) -> Callable[..., Any]:

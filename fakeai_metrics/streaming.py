@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 from . import catalog as c
 from . import validation as v
 from .instruments import Distribution, Histogram
+from .multiprocess import MirroredHistogram
 from .streams import OpenStream
 from .tracker import Tracker
 
@@ -207,6 +208,8 @@ class StreamingMetricsTracker(Tracker):
                 s.tokens += 1
                 if chunk_size_bytes:
                     self._bytes.inc(s.key, chunk_size_bytes)
+                if s.mirror is not None:  # multiprocess mode: prometheus_client's file too
+                    s.mirror.observe(gap)
                 return
             ttft = self._token(s, now, chunk_size_bytes)
         finally:
@@ -227,9 +230,12 @@ class StreamingMetricsTracker(Tracker):
                 ttft = now - s.start
                 self._ttft.observe(s.key, ttft)
         else:  # the first gap: observe() makes the series, which later gaps then update in place
-            self._itl.observe(s.key, now - s.last)
-            if self._itl.observed_in_place:
-                s.itl = self._itl.series[s.key]
+            itl = self._itl
+            itl.observe(s.key, now - s.last)
+            if itl.observed_in_place:
+                s.itl = itl.series[s.key]
+            elif isinstance(itl, MirroredHistogram):  # and its prometheus_client child
+                s.itl, s.mirror = itl.series[s.key], itl.mirror_of(s.key)
         s.last = now
         s.tokens += 1
         if chunk_size_bytes:

@@ -12,11 +12,13 @@ class OpenStream:
 
     ``key`` is the label tuple the stream reports under (its model or endpoint). ``itl`` is the
     inter-token-latency series the stream's gaps go to, remembered at its first gap so that later
-    tokens update it without looking it up (``StreamingMetricsTracker.record_token``).
+    tokens update it without looking it up (``StreamingMetricsTracker.record_token``). In
+    multiprocess mode ``mirror`` is that series' prometheus_client child, which every gap also
+    goes to.
     """
 
     __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens", "itl",
-                 "backpressure", "given_ttft")
+                 "backpressure", "given_ttft", "mirror")
 
     def __init__(self, key: tuple[str, ...], start: float, prompt_tokens: int = 0) -> None:
         self.key = key
@@ -30,6 +32,7 @@ class OpenStream:
         #: a TTFT the caller measured (``record_first_token_time``), seconds; it wins over
         #: ``first - start``, and ``first`` stays the first token's time for the gaps
         self.given_ttft: float | None = None
+        self.mirror: Any = None
 
     def tpot(self) -> float | None:
         """(last - first) / (tokens - 1), for streams with at least two tokens."""

@@ -7,7 +7,7 @@ the demo (``up == 1``, ``fakeai_requests_total`` present).
 
 Bounded: the stack starts in a few seconds, the first rate windows ($__rate_interval = 15s
 here, at 1 s scrapes) fill within ~20 s, and the slowest panel (keys over their budget's alert
-threshold: the demo's "carol" crosses 80 % about 30 s in) is polled with a deadline.
+threshold: the demo's "carol" crosses 80 % about 10 s in) is polled with a deadline.
 """
 
 from __future__ import annotations

@@ -88,3 +88,74 @@ def test_readme_has_the_snippets_it_promises():
     for needle in ("generate_latest", "InMemoryMetricReader", "otlp=True", "def test_",
                    "FakeAIMetricsMiddleware", "serve("):
         assert needle in joined
+
+
+def test_readme_fastapi_example_answers_get_metrics_with_200():
+    """The wrap-your-own-server snippet, as pasted: GET /metrics is served, not redirected."""
+    import anyio
+    import httpx
+
+    block = next(b for b in BLOCKS if "FakeAIMetricsMiddleware" in b)
+    namespace: dict = {}
+    try:
+        exec(compile(block, "README.md FastAPI block", "exec"), namespace)
+
+        async def get() -> httpx.Response:
+            transport = httpx.ASGITransport(app=namespace["app"])
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await client.get("/metrics", follow_redirects=False)
+
+        r = anyio.run(get)
+    finally:
+        _forget_trackers_on_the_default_registry()
+    assert r.status_code == 200
+    assert "fakeai_requests_total" in r.text
+
+
+def _readme_extras() -> set[str]:
+    """The extras the README's install commands name (``pip install -e '.[a,b]'``)."""
+    return {x.strip() for group in re.findall(r"pip install -e '\.\[([^\]]+)\]'",
+                                              README.read_text()) for x in group.split(",")}
+
+
+def test_readme_snippet_imports_come_with_the_extras_it_installs():
+    """Every third-party module a README snippet imports is installed by the package or by an
+    extra one of the README's install commands names, so a user's paste works."""
+    import ast
+    import importlib.metadata as md
+    import sys
+    import tomllib
+
+    project = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+
+    def names(requirements: list[str]) -> set[str]:
+        out = set()
+        for req in requirements:
+            name = re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].lower().replace("_", "-")
+            if name == "fakeai-metrics":  # an extra that includes other extras
+                for inner in re.findall(r"\[([^\]]+)\]", req)[0].split(","):
+                    out |= names(extras[inner.strip()])
+            else:
+                out.add(name)
+        return out
+
+    installed = names(project["dependencies"])
+    for extra in _readme_extras() - {"test"}:
+        installed |= names(extras[extra])
+    dists = md.packages_distributions()
+    for i, block in enumerate(BLOCKS):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top in sys.stdlib_module_names or top == "fakeai_metrics":
+                    continue
+                wanted = {d.lower().replace("_", "-") for d in dists.get(top, [top])}
+                assert wanted & installed, (f"README block {i + 1} imports {module}, which no "
+                                            f"extra the README installs provides")

@@ -136,7 +136,8 @@ def build_app(framework: str, telemetry: Telemetry, clock: ManualClock,
 
     Test-only request fields steer it: ``x_latency`` (clock seconds a non-streamed request
     takes), ``x_ttft`` / ``x_itl`` (clock seconds before the first / each next content chunk),
-    ``x_tokens``, ``x_usage`` (the final usage chunk, or none), ``x_split`` (re-cut the SSE
+    ``x_tokens``, ``x_usage`` (the usage chunk, sent only when the request has
+    ``stream_options.include_usage``, as OpenAI does), ``x_split`` (re-cut the SSE
     bytes into pieces of that size), ``x_scenario`` (rate_limited, raise_before, raise_mid,
     error_event, endless).
     """
@@ -192,7 +193,9 @@ def build_app(framework: str, telemetry: Telemetry, clock: ManualClock,
             raise ValueError("database unavailable")
         n = body.get("x_tokens", 5)
         if body.get("stream"):
-            return await stream(chat_events(n, usage=body.get("x_usage"),
+            # like OpenAI and vLLM, the usage chunk only when the request asks for it
+            asked = (body.get("stream_options") or {}).get("include_usage") is True
+            return await stream(chat_events(n, usage=body.get("x_usage") if asked else None,
                                             eol=body.get("x_eol", "\n").encode(),
                                             error_after=2 if scenario == "error_event" else None),
                                 body)
@@ -637,11 +640,12 @@ async def test_metrics_failures_never_break_the_app(app, telemetry, monkeypatch,
     for name in ("record_request", "record_failure", "start_stream", "stream_token",
                  "finish_stream", "fail_stream"):
         monkeypatch.setattr(telemetry, name, broken)
+    monkeypatch.setattr(telemetry.streaming, "record_token", broken)  # the per-token call
     r = await post(app, CHAT, {"model": MODEL})
     assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 1000
     body = {"model": MODEL, "stream": True, "x_usage": usage(3, 5)}
     r = await post(app, CHAT, body)
-    assert r.content == b"".join(e for e, _ in chat_events(5, usage=usage(3, 5)))
+    assert r.content == b"".join(e for e, _ in chat_events(5))
     assert (await post(app, CHAT, {"model": MODEL, "x_scenario": "rate_limited"})
             ).status_code == 429
     assert caplog.text.count("tracker bug") >= 5
@@ -660,7 +664,8 @@ async def test_concurrent_streams_are_counted_exactly(app, metrics_registry):
 
     async with client_for(app) as client:
         responses = await asyncio.gather(*(one(i) for i in range(n_requests)))
-    expected = b"".join(e for e, _ in chat_events(n_tokens, usage=usage(10, n_tokens, 2)))
+    # the client did not ask for usage: the middleware did, and the client does not see it
+    expected = b"".join(e for e, _ in chat_events(n_tokens))
     assert all(r.content == expected for r in responses)
     reg = metrics_registry
     assert value(reg, "fakeai_requests_total", outcome="success") == n_requests
@@ -684,7 +689,7 @@ def test_real_uvicorn_server(framework, telemetry, metrics_clock, metrics_regist
             body = {"model": MODEL, "stream": True, "x_tokens": 4, "x_usage": usage(20, 4)}
             with client.stream("POST", CHAT, json=body) as r:
                 received = b"".join(r.iter_bytes())
-            assert received == b"".join(e for e, _ in chat_events(4, usage=usage(20, 4)))
+            assert received == b"".join(e for e, _ in chat_events(4))  # usage asked, hidden
             with client.stream("POST", CHAT, json={"model": MODEL, "stream": True,
                                                    "x_scenario": "endless"}) as r:
                 for i, _ in enumerate(r.iter_bytes()):

@@ -1,0 +1,265 @@
+#!/usr/bin/env python
+"""Middleware benchmark: what FakeAIMetricsMiddleware adds to an app, in process and over HTTP.
+
+In process (``--inprocess``, the default section): a raw ASGI app that answers at once is driven
+without an event loop or sockets (its coroutine runs to the end in one ``send(None)``, since
+nothing it awaits suspends), bare and wrapped, sides alternated, best and median of ``--rounds``:
+
+  stream   a 50-token chat stream, one SSE event per body message, OpenAI's chunk bytes; the
+           client does not ask for usage, so the wrapped side also asks the app for it and
+           removes the usage chunk. Reported: us added per request / 50 tokens   (<= 4 us)
+  fakeai   the same with FakeAI's chunk shape (~380 bytes, null fields, usage on the finish
+           chunk), reported the same way
+  plain    a non-streamed chat completion with usage                              (<= 20 us)
+
+Over HTTP (``--http``): the same zero-delay responses from a FastAPI app under uvicorn (one worker,
+one process per side: bare, ours, prometheus-fastapi-instrumentator), a keep-alive load client in
+this process, rounds interleaved (the side order rotates); req/s and p50/p99 latency ratios to the
+bare app, streamed and plain (targets: >= 0.9x the bare app, and above the instrumentator).
+
+    python bench/bench_asgi.py                 # in process (about 20 s)
+    python bench/bench_asgi.py --http          # over HTTP too (pip install -e '.[bench]')
+    python bench/bench_asgi.py --check         # exit 1 when a target is missed
+    python bench/bench_asgi.py --profile       # cProfile of the wrapped stream side
+
+Run by hand; nothing here is a test. On a shared machine absolute figures move a lot between runs;
+each ratio divides by a baseline measured in the same run, alternated with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import math
+import os
+import pstats
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry
+
+from bench_core import Report
+from fakeai_metrics import Telemetry
+from fakeai_metrics.asgi import FakeAIMetricsMiddleware
+
+TARGET_CHUNK_US = 4.0
+TARGET_PLAIN_US = 20.0
+TARGET_HTTP_RATIO = 0.9
+TOKENS = 50
+CHAT = "/v1/chat/completions"
+KEY = b"Bearer sk-bench-0123456789abcdef"
+
+
+# --- what the app sends ------------------------------------------------------------------------
+
+def openai_chunks(include_usage: bool) -> list[bytes]:
+    """A chat stream as OpenAI sends it: role chunk, 50 content chunks, finish chunk, usage
+    chunk when asked, [DONE]; one SSE event per body message."""
+    def chunk(delta: str, finish: str = "null") -> bytes:
+        return (b'data: {"id":"chatcmpl-AbC123","object":"chat.completion.chunk",'
+                b'"created":1733140000,"model":"gpt-4o-mini-2024-07-18",'
+                b'"system_fingerprint":"fp_0ba0d124f1","choices":[{"index":0,"delta":'
+                + delta.encode() + b',"logprobs":null,"finish_reason":' + finish.encode()
+                + b'}]}\n\n')
+    out = [chunk('{"role":"assistant","content":"","refusal":null}')]
+    out += [chunk('{"content":"tok%d "}' % i) for i in range(TOKENS)]
+    out.append(chunk("{}", '"stop"'))
+    if include_usage:
+        out.append(b'data: {"id":"chatcmpl-AbC123","object":"chat.completion.chunk",'
+                   b'"created":1733140000,"model":"gpt-4o-mini-2024-07-18",'
+                   b'"system_fingerprint":"fp_0ba0d124f1","choices":[],"usage":'
+                   b'{"prompt_tokens":25,"completion_tokens":50,"total_tokens":75,'
+                   b'"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+                   b'"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+                   b'"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}\n\n')
+    return out + [b"data: [DONE]\n\n"]
+
+
+def fakeai_chunks(include_usage: bool) -> list[bytes]:
+    """FakeAI's shape: every optional field present as null, usage on the finish chunk."""
+    def chunk(content: str, finish: str, usage: str) -> bytes:
+        return (b'data: {"id":"chatcmpl-7f3a9c2e41b8","object":"chat.completion.chunk",'
+                b'"created":1733140000,"model":"openai/gpt-oss-120b","system_fingerprint":'
+                b'"fp_fakeai","choices":[{"index":0,"delta":{"role":"assistant","content":'
+                + content.encode() + b',"tool_calls":null,"refusal":null,'
+                b'"reasoning_content":null,"function_call":null},"logprobs":null,'
+                b'"finish_reason":' + finish.encode() + b',"matched_stop":null}],"usage":'
+                + usage.encode() + b',"service_tier":null}\n\n')
+    usage = ('{"prompt_tokens":25,"completion_tokens":50,"total_tokens":75,'
+             '"prompt_tokens_details":null,"completion_tokens_details":null,'
+             '"input_tokens":null,"output_tokens":null}') if include_usage else "null"
+    out = [chunk('"tok%d "' % i, "null", "null") for i in range(TOKENS)]
+    return out + [chunk("null", '"stop"', usage), b"data: [DONE]\n\n"]
+
+
+PLAIN_BODY = json.dumps({
+    "id": "chatcmpl-AbC123", "object": "chat.completion", "created": 1733140000,
+    "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_0ba0d124f1",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! " * 20,
+                                         "refusal": None}, "logprobs": None,
+                 "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 25, "completion_tokens": 141, "total_tokens": 166,
+              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}},
+}, separators=(",", ":")).encode()
+
+SHAPES = {"stream": openai_chunks, "fakeai": fakeai_chunks}
+
+
+def request_body(stream: bool) -> bytes:
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Write a haiku about metrics."}]}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body).encode()
+
+
+# --- in process -------------------------------------------------------------------------------
+
+def raw_app(shape: str) -> Callable[..., Any]:
+    """A zero-delay OpenAI-shaped ASGI app; streams carry usage only when the request asks."""
+    with_usage = SHAPES[shape](True) if shape in SHAPES else []
+    without = SHAPES[shape](False) if shape in SHAPES else []
+    sse_start = {"type": "http.response.start", "status": 200,
+                 "headers": [(b"content-type", b"text/event-stream; charset=utf-8")]}
+    json_start = {"type": "http.response.start", "status": 200,
+                  "headers": [(b"content-type", b"application/json"),
+                              (b"content-length", str(len(PLAIN_BODY)).encode())]}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        body = message["body"]
+        if shape == "plain":
+            await send(json_start)
+            await send({"type": "http.response.body", "body": PLAIN_BODY})
+            return
+        await send(sse_start)
+        for chunk in (with_usage if b'"include_usage": true' in body else without):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return app
+
+
+def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
+    """Seconds for ``n`` requests through ``app`` with no event loop."""
+    scope = {"type": "http", "method": "POST", "path": CHAT, "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"authorization", KEY),
+                         (b"content-length", str(len(body)).encode())]}
+    request = {"type": "http.request", "body": body, "more_body": False}
+
+    async def receive() -> dict[str, Any]:
+        return request
+
+    async def send(message: Any) -> None:
+        pass
+
+    t0 = time.perf_counter()
+    for _ in range(n):
+        coro = app(scope, receive, send)
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        else:
+            raise RuntimeError("the app suspended; this driver needs one that does not")
+    return time.perf_counter() - t0
+
+
+def build(side: str, shape: str) -> Callable[..., Any]:
+    app = raw_app(shape)
+    if side == "bare":
+        return app
+    return FakeAIMetricsMiddleware(app, Telemetry(registry=CollectorRegistry()))
+
+
+def inprocess(shape: str, n: int, rounds: int) -> dict[str, float]:
+    """us per request of each side: best and median of ``rounds``, sides alternated."""
+    body = request_body(shape != "plain")
+    times: dict[str, list[float]] = {"bare": [], "ours": []}
+    for r in range(rounds):
+        for side in (("bare", "ours") if r % 2 == 0 else ("ours", "bare")):
+            app = build(side, shape)
+            drive(app, 50, body)  # warm: first-series creation is not the steady state
+            gc.collect()
+            times[side].append(drive(app, n, body) / n * 1e6)
+    out = {}
+    for side, ts in times.items():
+        out[side + "_best"] = min(ts)
+        out[side + "_median"] = statistics.median(ts)
+    # added per request: best of each side, and the median of the per-round differences
+    out["added_best"] = out["ours_best"] - out["bare_best"]
+    out["added_median"] = statistics.median(o - b for o, b in zip(times["ours"], times["bare"]))
+    return out
+
+
+def profile(shape: str, n: int, top: int) -> None:
+    app = build("ours", shape)
+    body = request_body(shape != "plain")
+    drive(app, 50, body)
+    prof = cProfile.Profile()
+    prof.enable()
+    drive(app, n, body)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=25)
+    ap.add_argument("--requests", type=int, default=200, help="stream requests per round "
+                    "(plain requests: 10x)")
+    ap.add_argument("--http", action="store_true", help="also the HTTP section")
+    ap.add_argument("--http-only", action="store_true")
+    ap.add_argument("--http-seconds", type=float, default=2.0, help="seconds per side per round")
+    ap.add_argument("--http-rounds", type=int, default=5)
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--profile", choices=["stream", "fakeai", "plain"])
+    ap.add_argument("--serve", nargs=2, metavar=("SIDE", "PORT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        import bench_http
+        bench_http.serve(args.serve[0], int(args.serve[1]))
+        return 0
+    if args.profile:
+        profile(args.profile, args.requests, 20)
+        return 0
+    report = Report()
+    print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    if not args.http_only:
+        print(f"\nin process, us per request; best and median of {args.rounds} alternated rounds")
+        print(f"{'workload':<34} {'bare':>8} {'wrapped':>8} {'added':>8} {'added':>8} "
+              f"{'per token':>9}")
+        print(f"{'':<34} {'best':>8} {'best':>8} {'best':>8} {'median':>8} {'median':>9}")
+        for shape, label in (("stream", "50-token chat stream (OpenAI)"),
+                             ("fakeai", "50-token chat stream (FakeAI)"),
+                             ("plain", "plain chat completion")):
+            n = args.requests * (10 if shape == "plain" else 1)
+            r = inprocess(shape, n, args.rounds)
+            per = r["added_median"] / (TOKENS if shape != "plain" else 1)
+            print(f"{label:<34} {r['bare_best']:8.2f} {r['ours_best']:8.2f} "
+                  f"{r['added_best']:8.2f} {r['added_median']:8.2f} "
+                  f"{per if shape != 'plain' else math.nan:9.2f}", flush=True)
+            if shape == "plain":
+                report.check("plain request: us added (median)", r["added_median"],
+                             TARGET_PLAIN_US, ".2f", " us")
+            else:
+                report.check(f"{shape}: us added per token (median, all / 50)", per,
+                             TARGET_CHUNK_US, ".2f", " us")
+    if args.http or args.http_only:
+        import bench_http
+        bench_http.run(report, os.path.abspath(__file__), args.http_seconds, args.http_rounds,
+                       TARGET_HTTP_RATIO)
+    print()
+    missed = report.print()
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
