@@ -154,11 +154,15 @@ def test_goodput_is_below_throughput_where_the_example_slos_miss(stack):
                                    for t in panel["targets"])
 
         def both() -> tuple[float, float] | None:
+            """The two figures once a miss is in the rate window (early on there may be none)."""
             g, t = stack.query(goodput_q), stack.query(throughput_q)
-            return (float(g[0]["value"][1]), float(t[0]["value"][1])) if g and t else None
+            if not (g and t):
+                return None
+            goodput, throughput = float(g[0]["value"][1]), float(t[0]["value"][1])
+            return (goodput, throughput) if goodput < throughput else None
 
         goodput, throughput = stack.wait_until(both, timeout=PANELS_DEADLINE_S,
-                                               what=f"{panel['title']} data")
+                                               what=f"{panel['title']}: goodput below throughput")
         assert 0 < goodput < throughput, (panel["title"], goodput, throughput)
         figures.append(f"{panel['title']}: goodput {goodput:.2f}/s of {throughput:.2f}/s "
                        f"({goodput / throughput:.1%} good)")
