@@ -31,6 +31,7 @@ from . import catalog as c
 from . import validation as v
 from .budgets import (STORE_OPERATIONS, Budget, BudgetConfig, BudgetLimitType, BudgetPeriod,
                       BudgetStore, open_store, period_start)
+from .instruments import Counter
 from .keys import KeyIds, scrub_path
 from .pricing import (  # FakeAI's module constants, importable from here as from FakeAI's
     AUDIO_PRICING,
@@ -45,7 +46,6 @@ from .pricing import (  # FakeAI's module constants, importable from here as fro
     as_price_table,
     media_cost,
 )
-from .instruments import Counter
 from .tracker import Tracker, _make
 
 
