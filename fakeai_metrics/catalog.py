@@ -15,6 +15,9 @@ DEFAULT_NAMESPACE = "fakeai"
 
 Kind = Literal["counter", "gauge", "histogram"]
 Owner = Literal["endpoints", "cost", "models", "errors", "streaming", "limits", "goodput"]
+#: the gauge modes prometheus_client's multiprocess mode knows
+MultiprocessMode = Literal["all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum",
+                           "mostrecent", "livemostrecent"]
 
 #: TTFT and whole-request latency, seconds: 1 ms .. 60 s, with 2.0 s (a common TTFT objective).
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -49,14 +52,15 @@ class MetricSpec:
     buckets: tuple[float, ...] = ()
     #: Gauges only: how prometheus_client's multiprocess mode combines workers' values;
     #: None = the gauge is not exported in multiprocess mode (a recording rule gives it).
-    multiprocess_mode: str | None = "livesum"
+    multiprocess_mode: MultiprocessMode | None = "livesum"
 
     def full_name(self, namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{namespace}_{self.name}" if namespace else self.name
 
 
 def _m(name: str, kind: Kind, unit: str, labels: tuple[str, ...], owner: Owner, help: str,
-       buckets: tuple[float, ...] = (), multiprocess_mode: str | None = "livesum") -> MetricSpec:
+       buckets: tuple[float, ...] = (),
+       multiprocess_mode: MultiprocessMode | None = "livesum") -> MetricSpec:
     return MetricSpec(name, kind, unit, labels, help, owner, buckets, multiprocess_mode)
 
 

@@ -31,6 +31,7 @@ from . import catalog as c
 from . import validation as v
 from .budgets import (STORE_OPERATIONS, Budget, BudgetConfig, BudgetLimitType, BudgetPeriod,
                       BudgetStore, open_store, period_start)
+from .instruments import Counter
 from .keys import KeyIds, scrub_path
 from .pricing import (  # FakeAI's module constants, importable from here as from FakeAI's
     AUDIO_PRICING,
@@ -68,7 +69,7 @@ def _enum(kind: type[Enum], name: str, value: object) -> Any:
     try:
         return kind(value)
     except ValueError:
-        allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+        allowed = ", ".join(m.value for m in kind)
         raise v.InvalidMetricInput(f"{name} must be one of {allowed}, got {value!r}") from None
 
 
@@ -99,11 +100,25 @@ class _Spend:
     def _total(self, column: int) -> float:
         return sum(row[column] for row in self.by_model.values())
 
-    cost = property(lambda self: self._total(0))
-    prompt = property(lambda self: int(self._total(1)))
-    completion = property(lambda self: int(self._total(2)))
-    cached = property(lambda self: int(self._total(3)))
-    requests = property(lambda self: int(self._total(4)))
+    @property
+    def cost(self) -> float:
+        return self._total(0)
+
+    @property
+    def prompt(self) -> int:
+        return int(self._total(1))
+
+    @property
+    def completion(self) -> int:
+        return int(self._total(2))
+
+    @property
+    def cached(self) -> int:
+        return int(self._total(3))
+
+    @property
+    def requests(self) -> int:
+        return int(self._total(4))
 
     def merge(self, other: "_Spend") -> None:
         for ep, cost in other.by_endpoint.items():
@@ -197,7 +212,7 @@ class CostTracker(Tracker):
             # every worker exports the fleet's figure: keep the latest, do not sum them
             spec = dataclasses.replace(c.BUDGET_SPENT, multiprocess_mode="livemostrecent")
             self._instruments[spec.name] = _make(spec, None, self.namespace)
-        self._cost = self._instrument(c.COST)
+        self._cost: Counter = self._instrument(c.COST)
         self._tokens = self._instrument(c.TOKENS)
         self._unpriced = self._instrument(c.UNPRICED)
         self._limit = self._instrument(c.BUDGET_LIMIT)

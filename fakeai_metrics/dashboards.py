@@ -38,8 +38,9 @@ from typing import Any, Sequence
 from . import catalog as c
 from . import rules
 from .cost import CostTracker
+from .durations import format_duration, parse_period
 from .latency_slo import LatencySLO, SLOSource, resolve
-from .slo import exact_error_budget
+from .slo import WINDOWS, exact_error_budget
 
 try:  # the builder library is an extra: only generating the dashboards needs it
     from grafana_foundation_sdk.builders import bargauge as sdk_bargauge
@@ -591,7 +592,7 @@ def _slo(p: _PromQL, tags: list[str]) -> _Board:
         f"{', '.join(str(f) for f in factors)}. {rules.ALERT_BURN} fires on pairs: {pairs}.",
         "none",
         [_Query(f"{p.record(rules.error_ratio_record(w, p.ns))} / {budget_text}", w)
-         for w in rules.WINDOWS],
+         for w in WINDOWS],
         thresholds=tuple(burn_steps), min_val=0, legend_calcs=("lastNotNull", "max")))
     board.add(_timeseries(
         "Error budget remaining over time",
@@ -696,7 +697,7 @@ def _latency(p: _PromQL, slos: Sequence[LatencySLO], tags: list[str]) -> _Board:
             f"1 - good / matched over each window (recording rules "
             f"`{rules.slo_bad_ratio_record('<window>', p.ns)}`); the dashed line is the error "
             f"budget {budget_text} (objective {objective_pct}%).", "percentunit",
-            [_Query(bad(w), w) for w in rules.WINDOWS],
+            [_Query(bad(w), w) for w in WINDOWS],
             thresholds=((None, "green"), (float(budget), "red")), min_val=0,
             legend_calcs=("lastNotNull", "max")))
         board.add(_timeseries(
@@ -704,7 +705,7 @@ def _latency(p: _PromQL, slos: Sequence[LatencySLO], tags: list[str]) -> _Board:
             f"Bad ratio over each window / the error budget ({budget_text}). Dashed lines: the "
             f"alert factors {', '.join(str(f) for f in factors)}. {rules.ALERT_LATENCY_BURN} "
             f"fires on pairs: {_pairs()}.", "none",
-            [_Query(f"{bad(w)} / {budget_text}", w) for w in rules.WINDOWS],
+            [_Query(f"{bad(w)} / {budget_text}", w) for w in WINDOWS],
             thresholds=tuple(burn_steps), min_val=0, legend_calcs=("lastNotNull", "max")))
         board.add(_timeseries(
             f"{name}: error budget remaining over time",
@@ -755,7 +756,9 @@ def _build(board: _Board, p: _PromQL) -> dict[str, Any]:
     built = json.loads(JSONEncoder(sort_keys=True).encode(builder.build()))
     # One pass through the SDK's typed model adds the defaults Grafana's schema gives (a table
     # column's alignment and so on), so the committed JSON is a fixed point of that model.
-    return json.loads(JSONEncoder(sort_keys=True).encode(m_dashboard.Dashboard.from_json(built)))
+    dashboard: dict[str, Any] = json.loads(
+        JSONEncoder(sort_keys=True).encode(m_dashboard.Dashboard.from_json(built)))
+    return dashboard
 
 
 def recorded_rules(namespace: str = c.DEFAULT_NAMESPACE, *,
@@ -784,7 +787,7 @@ def generate(namespace: str = c.DEFAULT_NAMESPACE, *, objective: float = rules.D
             f"'{SDK_REQUIREMENT}' (or 'fakeai-metrics[dashboards]'; Python >= 3.11) "
             f"[{_SDK_IMPORT_ERROR}]")
     register_default_plugins()
-    period = rules.format_duration(rules.parse_period(period))
+    period = format_duration(parse_period(period))
     latency = resolve(slos)
     p = _PromQL(namespace, objective, period,
                 recorded_rules(namespace, objective=objective, period=period, slos=latency))

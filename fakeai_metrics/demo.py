@@ -22,16 +22,12 @@ from typing import Any, Awaitable, Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from .asgi import FakeAIMetricsMiddleware
+from .asgi import FakeAIMetricsMiddleware, Receive, Scope, Send
 from .cost import BudgetLimitType, BudgetPeriod
 from .latency_slo import SLOSource
 from .pricing import DEFAULT_PRICES, PriceTable
 from .server import asgi_app
 from .telemetry import Telemetry
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 CHAT = "/v1/chat/completions"
 
@@ -123,7 +119,7 @@ class FakeOpenAI:
 
 async def read_body(receive: Receive) -> bytes:
     """The whole body of an ASGI HTTP request, however many messages it came in."""
-    body = b""
+    body: bytes = b""
     while True:
         message = await receive()
         body += message.get("body", b"")

@@ -71,6 +71,7 @@ class MirroredGauge(Gauge):
 
     def __init__(self, spec: MetricSpec, namespace: str) -> None:
         super().__init__(spec)
+        assert spec.multiprocess_mode is not None, "a per-process gauge has no mirror (_make)"
         self._mirror = _Children(prometheus_client.Gauge(
             spec.full_name(namespace), spec.help, spec.labels, registry=None,
             multiprocess_mode=spec.multiprocess_mode))

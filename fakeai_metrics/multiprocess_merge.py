@@ -79,7 +79,8 @@ def _parse(key: str) -> _Key:
 
 @lru_cache(maxsize=4096)
 def _le_text(le: float) -> str:
-    return floatToGoString(le)
+    text: str = floatToGoString(le)
+    return text
 
 
 def _le_label(le: float) -> tuple[str, str]:
@@ -161,7 +162,7 @@ class MergingCollector(MultiProcessCollector):
 
     def __init__(self, registry: CollectorRegistry | None, path: str | None = None) -> None:
         self._keys: dict[str, _Key] = {}  # before registering: a registry may collect() then
-        super().__init__(registry, path)
+        super().__init__(registry, path)  # type: ignore[no-untyped-call]  # (unannotated there)
 
     def collect(self) -> list[Metric]:
         if len(self._keys) > MAX_KEYS:
@@ -170,7 +171,7 @@ class MergingCollector(MultiProcessCollector):
         try:
             return self._merge(paths, self._keys)
         except _Mixed:
-            return list(self.merge(paths, accumulate=True))
+            return list(self.merge(paths, accumulate=True))  # type: ignore[no-untyped-call]
 
     @staticmethod
     def _merge(paths: list[str], keys: dict[str, _Key]) -> list[Metric]:

@@ -116,8 +116,9 @@ def trailing_usage(tail: bytes) -> Any:
         key = _USAGE_KEY.match(tail, at)
         if key is not None:
             break
-    try:  # the C scanner raw_decode wraps, without its Python frame
-        value, _ = _DECODER.scan_once(tail[key.end():].decode("utf-8", "replace"), 0)
+    try:  # the C scanner raw_decode wraps, without its Python frame (typeshed omits the attribute)
+        value, _ = _DECODER.scan_once(  # type: ignore[attr-defined]
+            tail[key.end():].decode("utf-8", "replace"), 0)
     except (StopIteration, ValueError, RecursionError):
         return None
     return value

@@ -213,9 +213,10 @@ def meter_provider(*, registry: Any = None, otlp: bool = False,
     ``[otlp]``). Resource attributes come from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``.
     """
     from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
 
-    readers = []
+    readers: list[MetricReader] = []
     if registry is not None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         readers.append(PrometheusMetricReader(registry=registry))

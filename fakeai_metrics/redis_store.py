@@ -438,7 +438,8 @@ class RedisBudgetStore:
         args: list[Any] = [self.process_id, secrets.token_hex(8), which]
         for p, mine in zip(periods, sent):
             args += [mine, self._ttl(p, now)]
-        return self._sync(keys=self._keys() + [p.name for p in periods], args=args)
+        reply: list[Any] = self._sync(keys=self._keys() + [p.name for p in periods], args=args)
+        return reply
 
     def _seen(self, dataset: bytes, periods: list[_Period], sent: list[int],
               others: list[int]) -> bool:

@@ -124,7 +124,7 @@ class StreamingMetricsTracker(Tracker):
         self.max_active_streams = max_active_streams
         self.max_completed_streams = max_completed_streams
         self.aggregation_window_seconds = aggregation_window_seconds
-        self._streams: dict[str, OpenStream] = {}
+        self._streams: dict[object, OpenStream] = {}  # looked up by any id, holds str ids
         self._ttft: Histogram = self._instrument(c.TTFT)
         self._itl: Histogram = self._instrument(c.ITL)
         self._itl_grid = self._itl.grid
@@ -193,8 +193,7 @@ class StreamingMetricsTracker(Tracker):
                 s = self._streams.get(stream_id)
             except TypeError:  # unhashable: no stream has that id
                 s = None
-            itl = None if s is None else s.itl
-            if itl is not None:
+            if s is not None and (itl := s.itl) is not None:
                 # The common case, a gap of a stream whose ITL series is known: Distribution.add
                 # inlined (the one copy of it; a call here costs a fifth of the per-token budget).
                 gap = now - s.last
@@ -217,7 +216,8 @@ class StreamingMetricsTracker(Tracker):
         if ttft is not None and self._otel is not None:
             self._otel.first_token(s.key[0], ttft)  # type: ignore[union-attr]
 
-    def _token(self, s: OpenStream | None, now: float, chunk_size_bytes: int) -> float | None:
+    def _token(self, s: OpenStream | None, now: float,
+               chunk_size_bytes: int | None) -> float | None:
         """``record_token`` for an unknown stream, a first token or a first gap; returns the
         TTFT of a first token. Call under the lock."""
         if s is None:
@@ -264,7 +264,7 @@ class StreamingMetricsTracker(Tracker):
     def _open(self, stream_id: object) -> OpenStream | None:
         """The open stream of that id; None for any other id, unhashable ones included."""
         try:
-            return self._streams.get(stream_id)  # type: ignore[call-overload]
+            return self._streams.get(stream_id)
         except TypeError:
             return None
 

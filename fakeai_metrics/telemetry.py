@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import validation as v
-from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
+from .catalog import CATALOG, DEFAULT_NAMESPACE, Owner, owned_by
 from .budgets import BudgetStore, open_store
 from .cost import CostTracker
 from .endpoints import MetricsTracker
@@ -87,10 +87,11 @@ class Telemetry:
         self.registry = registry
         self.key_ids = KeyIds()
         self.limits = limits_for(registry, namespace, **(label_limits or {}))
-        common = dict(registry=registry, meter_provider=meter_provider, namespace=namespace,
-                      limits=self.limits, genai_provider=genai_provider)
+        common: dict[str, Any] = dict(
+            registry=registry, meter_provider=meter_provider, namespace=namespace,
+            limits=self.limits, genai_provider=genai_provider)
 
-        def mine(owner: str) -> dict[str, Any]:
+        def mine(owner: Owner) -> dict[str, Any]:
             return {s.name: checked[s.name] for s in owned_by(owner) if s.name in checked}
 
         self.streaming = StreamingMetricsTracker(clock=clock, buckets=mine("streaming"), **common)

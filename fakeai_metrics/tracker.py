@@ -158,15 +158,15 @@ def check_namespace(namespace: object) -> str:
 def _make(spec: MetricSpec, buckets: Iterable[float] | None,
           mirror_namespace: str | None = None) -> Instrument:
     """A plain instrument, or one that also writes to prometheus_client's multiprocess files."""
-    mirrored = mirror_namespace is not None
     if spec.kind == "histogram":
-        return mp.MirroredHistogram(spec, mirror_namespace, buckets) if mirrored \
-            else Histogram(spec, buckets)
+        return mp.MirroredHistogram(spec, mirror_namespace, buckets) \
+            if mirror_namespace is not None else Histogram(spec, buckets)
     if buckets is not None:
         raise v.InvalidMetricInput(f"buckets: {spec.name} is a {spec.kind}; only histograms "
                                    "take buckets")
     if spec.kind == "counter":
-        return mp.MirroredCounter(spec, mirror_namespace) if mirrored else Counter(spec)
-    if mirrored and spec.multiprocess_mode is not None:
+        return mp.MirroredCounter(spec, mirror_namespace) \
+            if mirror_namespace is not None else Counter(spec)
+    if mirror_namespace is not None and spec.multiprocess_mode is not None:
         return mp.MirroredGauge(spec, mirror_namespace)
     return Gauge(spec)  # per-process gauges stay out of the files; see multiprocess.py

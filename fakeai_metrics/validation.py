@@ -140,7 +140,7 @@ def bounds(name: str, value: object) -> tuple[float, ...]:
         raise InvalidMetricInput(f"{name} must be a sequence of numbers, got "
                                  f"{type(value).__name__}")
     out = []
-    for b in value:  # type: ignore[attr-defined]
+    for b in value:
         if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
             raise InvalidMetricInput(f"{name} must hold finite numbers, got {b!r}")
         out.append(float(b))

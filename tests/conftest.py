@@ -4,6 +4,7 @@ need."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import socket
@@ -12,6 +13,14 @@ import time
 from typing import Any, Iterator
 
 import pytest
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move what collection built (modules, ~1800 test items, their parameters) out of the
+    garbage collector's reach: each full collection otherwise walks it again, which took ~6 s of
+    a ~29 s ``-m "not slow"`` run here (47 full collections; ~2 s once frozen)."""
+    gc.collect()
+    gc.freeze()
 
 
 def require_binary(name: str, package: str = "prometheus") -> str:

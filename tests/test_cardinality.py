@@ -16,6 +16,7 @@ from fakeai_metrics.testing import metric_value, samples
 EP = "/v1/chat/completions"
 
 
+@pytest.mark.slow
 def test_100k_api_keys_stay_under_the_cap_with_bounded_memory():
     registry = CollectorRegistry()
     t = Telemetry(registry=registry, label_limits={"api_keys": 1000})

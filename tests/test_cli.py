@@ -116,6 +116,7 @@ def _scrape(port: int, deadline: float) -> str:
             time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_demo_serves_metrics_and_stops_cleanly_on_ctrl_c():
     port = free_port()
     proc = subprocess.Popen(CMD + ["demo", "--port", str(port), "--rps", "40", "--seed", "3"],
@@ -140,6 +141,7 @@ def test_demo_serves_metrics_and_stops_cleanly_on_ctrl_c():
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_demo_duration_ends_the_run():
     port = free_port()
     started = time.monotonic()
@@ -188,6 +190,7 @@ def test_dashboards_subcommand_writes_the_committed_files(tmp_path):
         assert (tmp_path / path.name).read_text() == path.read_text()
 
 
+@pytest.mark.slow
 def test_serve_subcommand_serves_until_ctrl_c():
     port = free_port()
     proc = subprocess.Popen(CMD + ["serve", "--port", str(port)], stdout=subprocess.PIPE,
@@ -206,6 +209,7 @@ def test_serve_needs_both_tls_files(capsys):
     assert "--certfile and --keyfile go together" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_serve_timeout_drops_a_stalled_client():
     port = free_port()
     proc = subprocess.Popen(CMD + ["serve", "--port", str(port), "--timeout", "0.5"],

@@ -95,6 +95,7 @@ def busy_interpreter():
     sys.setswitchinterval(old)
 
 
+@pytest.mark.slow
 def test_threaded_telemetry_loses_nothing(telemetry, metrics_registry, busy_interpreter):
     plans = [_plan(n) for n in range(THREADS)]
     costs: list[list[float]] = [[] for _ in range(THREADS)]
@@ -190,6 +191,7 @@ def traced_now() -> int:
     return tracemalloc.get_traced_memory()[0]
 
 
+@pytest.mark.slow
 def test_one_long_stream_retains_almost_nothing():
     clock = ManualClock()
     tracker = StreamingMetricsTracker(clock=clock)
@@ -210,6 +212,7 @@ def test_one_long_stream_retains_almost_nothing():
     assert total(tracker.registry, "fakeai_stream_bytes_total") == 4 * n
 
 
+@pytest.mark.slow
 def test_cost_tracker_memory_is_flat_over_200k_requests():
     tracker = CostTracker(clock=ManualClock())
     tracker.set_budget(KEYS[0], 1e9)

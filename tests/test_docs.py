@@ -44,7 +44,9 @@ class _OTLPReceiver(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def otlp_endpoint(monkeypatch):
     server = http.server.HTTPServer(("127.0.0.1", 0), _OTLPReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a short poll so shutdown() returns at once, not after serve_forever's default 0.5 s
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                     daemon=True).start()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
     _OTLPReceiver.posts = []
     yield _OTLPReceiver.posts

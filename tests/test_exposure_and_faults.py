@@ -66,6 +66,7 @@ def _registry_with_data() -> CollectorRegistry:
     return registry
 
 
+@pytest.mark.slow
 def test_https_with_client_certificates(pki):
     server, _ = serve(0, registry=_registry_with_data(), certfile=str(pki / "server.pem"),
                       keyfile=str(pki / "server.key"), client_cafile=str(pki / "ca.pem"),
@@ -140,6 +141,7 @@ def _still_open(sock: socket.socket) -> bool:
         sock.setblocking(True)
 
 
+@pytest.mark.slow
 def test_stalled_connections_do_not_block_https_scrapes(pki):
     # a timeout far longer than the test: the stalls below last while every scrape runs
     server, _ = _tls_server(pki, timeout=60)
@@ -171,6 +173,7 @@ def test_stalled_connections_do_not_block_https_scrapes(pki):
         server.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme,sent", [
     ("https", b""), ("https", "half ClientHello"), ("http", b""), ("http", b"GET /metr"),
 ])
@@ -225,6 +228,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_killed_worker_loses_no_count_of_the_survivors(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     env = dict(os.environ)
@@ -313,6 +317,7 @@ _calls = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_calls, max_size=60))
 def test_random_call_sequences_keep_the_invariants(calls):

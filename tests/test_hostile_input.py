@@ -42,6 +42,7 @@ def _exposes(registry: CollectorRegistry) -> tuple[str, str]:
 
 # --- 1. one request must not take /metrics down ------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error_rate", [0.0, 1.0], ids=["served", "failed"])
 def test_lone_surrogate_in_a_request_keeps_metrics_up(error_rate):
     """Over real HTTP: a JSON body whose model is ``"gpt\\ud800x"`` (valid JSON) is measured with
@@ -92,6 +93,7 @@ _STRING_ARGS = {name for kwargs in VALID.values() for name, value in kwargs.item
                 if isinstance(value, str)}
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(sorted(VALID)), st.sampled_from(sorted(_STRING_ARGS)),

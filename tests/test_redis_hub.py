@@ -19,6 +19,7 @@ from livestack import free_port
 redis = require_module("redis", "fakeai-metrics[redis]")
 
 
+@pytest.mark.slow
 def test_the_middleware_never_asks_redis_on_the_event_loop(redis_server):
     registry = CollectorRegistry()
     t = Telemetry(registry, budget_store=redis_server.url)

@@ -319,6 +319,7 @@ def test_a_forked_worker_is_a_new_member_with_its_own_sync_thread(fleet, redis_s
     assert a.check_budget("sk-fork")[0] == pytest.approx(3 * COST)
 
 
+@pytest.mark.slow
 def test_a_process_that_exits_without_close_pushes_its_spend(redis_server):
     import subprocess
     import sys
