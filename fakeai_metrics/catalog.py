@@ -9,7 +9,7 @@ request is counted once however many trackers see it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
@@ -99,13 +99,25 @@ OTEL_OPERATIONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class OtelSpec:
-    """The OpenTelemetry instrument that reports a catalog metric. ``unit`` is UCUM."""
+    """The OpenTelemetry instrument that reports a catalog metric. ``unit`` is UCUM; ``labels``
+    are the Prometheus label names whose values it carries as attributes, in this order
+    (``OTEL_ATTRIBUTES`` names them; left empty in the catalog: the metric's own labels)."""
 
     name: str
     kind: OtelKind
     unit: str
     description: str
     buckets: tuple[float, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    @property
+    def genai(self) -> bool:
+        """A route or model dimension: then it carries ``gen_ai.provider.name`` too."""
+        return bool({"endpoint", "model"} & set(self.labels))
+
+    def attributes(self) -> tuple[str, ...]:
+        return ((PROVIDER_ATTRIBUTE,) if self.genai else ()) + tuple(
+            OTEL_ATTRIBUTES[label] for label in self.labels)
 
 
 @dataclass(frozen=True)
@@ -132,14 +144,20 @@ class MetricSpec:
 def _m(name: str, kind: Kind, unit: str, labels: tuple[str, ...], owner: Owner, help: str,
        buckets: tuple[float, ...] = (), multiprocess_mode: str | None = "livesum",
        otel: OtelSpec | None = None) -> MetricSpec:
+    if otel is not None and not otel.labels:
+        otel = replace(otel, labels=labels)
     return MetricSpec(name, kind, unit, labels, help, owner, buckets, multiprocess_mode, otel)
 
 
 # --- StreamingMetricsTracker: per-stream latency and throughput ------------------------------
+#: OpenTelemetry attributes of a stream: the streaming tracker sees no route, so streams are
+#: reported as chat completions (``otel.STREAM_OPERATION``).
+STREAM_LABELS = ("endpoint", "model")
 TTFT = _m("time_to_first_token_seconds", "histogram", "seconds", ("model",), "streaming",
           "Time from stream start to its first token.", LATENCY_BUCKETS,
           otel=OtelSpec(gm.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, "histogram", "s",
-                        "Time to the first token of streams that completed.", TTFT_ADVICE))
+                        "Time to the first token of streams that completed.", TTFT_ADVICE,
+                        STREAM_LABELS))
 ITL = _m("inter_token_latency_seconds", "histogram", "seconds", ("model",), "streaming",
          "Gap between consecutive tokens of a stream, one observation per gap.",
          TOKEN_LATENCY_BUCKETS)
@@ -148,13 +166,13 @@ TPOT = _m("time_per_output_token_seconds", "histogram", "seconds", ("model",), "
           TOKEN_LATENCY_BUCKETS,
           otel=OtelSpec(gm.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, "histogram", "s",
                         "Per completed stream: (last token - first token) / (tokens - 1).",
-                        TPOT_ADVICE))
+                        TPOT_ADVICE, STREAM_LABELS))
 TPS = _m("output_tokens_per_second", "histogram", "tokens/s", ("model",), "streaming",
          "Per completed stream: tokens / (completion - start).", TOKENS_PER_SECOND_BUCKETS)
 STREAMS_ACTIVE = _m("streams_active", "gauge", "streams", ("model",), "streaming",
                     "Streams started and not yet completed or failed.",
                     otel=OtelSpec("fakeai.stream.active", "up_down_counter", "{stream}",
-                                  "Open streams."))
+                                  "Open streams.", labels=STREAM_LABELS))
 STREAMS = _m("streams_total", "counter", "streams", ("model", "outcome"), "streaming",
              "Finished streams by outcome (completed/failed).")
 STREAM_BYTES = _m("stream_bytes_total", "counter", "bytes", ("model",), "streaming",
@@ -167,7 +185,8 @@ STREAM_EVENTS_DROPPED = _m(
 REQUEST_DURATION = _m("request_duration_seconds", "histogram", "seconds", ("endpoint", "model"),
                       "models", "Whole-request latency by endpoint and model.", LATENCY_BUCKETS,
                       otel=OtelSpec(gm.GEN_AI_SERVER_REQUEST_DURATION, "histogram", "s",
-                                    "Whole-request latency.", DURATION_ADVICE))
+                                    "Whole-request latency; error.type on failures.",
+                                    DURATION_ADVICE, ("endpoint", "model", "error_type")))
 
 # --- ErrorMetricsTracker: outcomes, errors, SLO --------------------------------------------------
 REQUESTS = _m("requests_total", "counter", "requests", ("endpoint", "model", "outcome"), "errors",
@@ -208,8 +227,8 @@ TOKENS = _m("tokens_total", "counter", "tokens", ("model", "type"), "cost",
             # Per request, like gen_ai.client.token.usage, which is a client metric: a server
             # reporting it would be counted again beside its clients' own (see README).
             otel=OtelSpec("fakeai.token.usage", "histogram", "{token}",
-                          "Tokens per request by gen_ai.token.type (input/output).",
-                          TOKEN_ADVICE))
+                          "Tokens per request by gen_ai.token.type (input/output; "
+                          "embeddings: input only).", TOKEN_ADVICE, ("endpoint", "model", "type")))
 UNPRICED = _m("unpriced_requests_total", "counter", "requests", ("model",), "cost",
               "Requests for a model missing from the price table, billed at the fallback price.")
 BUDGET_LIMIT = _m("budget_limit_usd", "gauge", "USD", ("api_key",), "cost",
@@ -260,4 +279,17 @@ def markdown_table(namespace: str = DEFAULT_NAMESPACE) -> str:
     rows = ["| name | type | labels | owner | meaning |", "|---|---|---|---|---|"]
     rows += [f"| `{m.full_name(namespace)}` | {m.kind} | {', '.join(m.labels)} | {m.owner} | {m.help} |"
              for m in CATALOG]
+    return "\n".join(rows) + "\n"
+
+
+def _otel_kind(kind: OtelKind) -> str:
+    return kind if kind == "histogram" else "observable " + kind.replace("_", "-")
+
+
+def otel_markdown_table() -> str:
+    """The OpenTelemetry instruments as the Markdown table the README carries (a test keeps
+    them equal)."""
+    rows = ["| instrument | kind | unit | attributes | Prometheus twin |", "|---|---|---|---|---|"]
+    rows += [f"| `{o.name}` | {_otel_kind(o.kind)} | `{o.unit}` | {', '.join(o.attributes())} | "
+             f"`{m.full_name()}` |" for m in CATALOG if (o := m.otel) is not None]
     return "\n".join(rows) + "\n"

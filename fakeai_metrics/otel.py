@@ -29,7 +29,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import \
 from opentelemetry.semconv.attributes.error_attributes import ErrorTypeValues
 
 from . import catalog as c
-from .catalog import MetricSpec
+from .catalog import MetricSpec, OtelSpec
 
 Attributes = dict[str, str | int]
 #: Label values of one series, in the order of the labels they belong to (None: no value).
@@ -68,14 +68,13 @@ _TRANSLATE: dict[str, Callable[[str], str | int | None]] = {
 class _Attrs:
     """The attribute sets of one instrument, built once per series and reused.
 
-    ``labels`` are Prometheus label names (``c.OTEL_ATTRIBUTES`` gives their attributes);
-    ``gen_ai.provider.name`` is added when there is a route or model dimension.
+    Called with the values of the instrument's ``labels`` (its ``OtelSpec.labels``, in order).
     """
 
-    def __init__(self, provider_name: str, labels: tuple[str, ...]) -> None:
-        self.base: Attributes = ({c.PROVIDER_ATTRIBUTE: provider_name}
-                                 if {"endpoint", "model"} & set(labels) else {})
-        self.labels = tuple((c.OTEL_ATTRIBUTES[label], _TRANSLATE.get(label)) for label in labels)
+    def __init__(self, provider_name: str, spec: OtelSpec) -> None:
+        self.base: Attributes = {c.PROVIDER_ATTRIBUTE: provider_name} if spec.genai else {}
+        self.labels = tuple((c.OTEL_ATTRIBUTES[label], _TRANSLATE.get(label))
+                            for label in spec.labels)
         self._cache: dict[Values, Attributes] = {}
 
     def __call__(self, values: Values) -> Attributes:
@@ -91,18 +90,24 @@ class _Attrs:
         return found
 
 
+def _otel(spec: MetricSpec) -> OtelSpec:
+    if spec.otel is None:
+        raise ValueError(f"{spec.name} has no OpenTelemetry instrument in the catalog")
+    return spec.otel
+
+
 def _histogram(meter: Meter, spec: MetricSpec) -> Histogram:
-    o = spec.otel
-    assert o is not None and o.kind == "histogram", spec.name
+    o = _otel(spec)
     return meter.create_histogram(o.name, unit=o.unit, description=o.description,
                                   explicit_bucket_boundaries_advisory=o.buckets)
 
 
-def _observable(meter: Meter, spec: MetricSpec, attrs: _Attrs,
+def _observable(meter: Meter, spec: MetricSpec, provider_name: str,
                 rows: Callable[[], Iterable[tuple[Values, float]]]) -> None:
-    """The observable instrument of ``spec``, whose callback reads ``rows()`` at collection."""
-    o = spec.otel
-    assert o is not None and o.kind != "histogram", spec.name
+    """The observable instrument of ``spec``; its callback reads ``rows()`` (label values of
+    the instrument's labels, and a value) at collection time."""
+    o = _otel(spec)
+    attrs = _Attrs(provider_name, o)
 
     def callback(options: CallbackOptions) -> list[Observation]:
         return [Observation(value, attrs(values)) for values, value in rows()]
@@ -112,10 +117,9 @@ def _observable(meter: Meter, spec: MetricSpec, attrs: _Attrs,
     create(o.name, [callback], unit=o.unit, description=o.description)
 
 
-def _series(spec: MetricSpec, provider_name: str, snapshot: Snapshot) -> tuple[_Attrs, Callable[
-        [], Iterable[tuple[Values, float]]]]:
-    """Attributes and rows of an observable that reads a tracker's own series of ``spec``."""
-    return _Attrs(provider_name, spec.labels), lambda: snapshot().items()
+def _rows(snapshot: Snapshot) -> Callable[[], Iterable[tuple[Values, float]]]:
+    """Rows of an observable whose labels are its metric's own: the tracker's series."""
+    return lambda: snapshot().items()
 
 
 class StreamingInstruments:
@@ -123,10 +127,10 @@ class StreamingInstruments:
     responses only: a failed stream records neither), and the open streams."""
 
     def __init__(self, meter: Meter, provider_name: str, active: Snapshot) -> None:
-        self.attrs = _Attrs(provider_name, ("endpoint", "model"))
+        self.attrs = _Attrs(provider_name, _otel(c.TTFT))  # the same labels as TPOT's
         self.ttft = _histogram(meter, c.TTFT)
         self.tpot = _histogram(meter, c.TPOT)
-        _observable(meter, c.STREAMS_ACTIVE, self.attrs,
+        _observable(meter, c.STREAMS_ACTIVE, provider_name,
                     lambda: [((STREAM_OPERATION, model), n) for (model,), n in active().items()])
 
     def completed(self, model: str, ttft: float | None, tpot: float | None) -> None:
@@ -139,7 +143,7 @@ class StreamingInstruments:
 
 class ModelInstruments:
     def __init__(self, meter: Meter, provider_name: str) -> None:
-        self.attrs = _Attrs(provider_name, ("endpoint", "model", "error_type"))
+        self.attrs = _Attrs(provider_name, _otel(c.REQUEST_DURATION))
         self.duration = _histogram(meter, c.REQUEST_DURATION)
 
     def request(self, endpoint: str, model: str, seconds: float, error: bool,
@@ -153,14 +157,13 @@ class ModelInstruments:
 class CostInstruments:
     def __init__(self, meter: Meter, provider_name: str, cost: Snapshot,
                  budgets: Callable[[], Iterable[tuple[str, float, float]]]) -> None:
-        self.attrs = _Attrs(provider_name, ("endpoint", "model", "type"))
+        self.attrs = _Attrs(provider_name, _otel(c.TOKENS))
         self._usage_attrs: dict[tuple[str, str], tuple[Attributes, Attributes | None]] = {}
         self.tokens = _histogram(meter, c.TOKENS)
-        _observable(meter, c.COST, *_series(c.COST, provider_name, cost))
-        budget_attrs = _Attrs(provider_name, c.BUDGET_SPENT.labels)
-        _observable(meter, c.BUDGET_SPENT, budget_attrs,
+        _observable(meter, c.COST, provider_name, _rows(cost))
+        _observable(meter, c.BUDGET_SPENT, provider_name,
                     lambda: [((key,), spent) for key, _, spent in budgets()])
-        _observable(meter, c.BUDGET_LIMIT, budget_attrs,
+        _observable(meter, c.BUDGET_LIMIT, provider_name,
                     lambda: [((key,), limit) for key, limit, _ in budgets()])
 
     def usage(self, endpoint: str, model: str, prompt: int, completion: int) -> None:
@@ -184,9 +187,9 @@ class ErrorInstruments:
 
     def __init__(self, meter: Meter, provider_name: str, requests: Snapshot, errors: Snapshot,
                  burn_rates: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
-        _observable(meter, c.REQUESTS, *_series(c.REQUESTS, provider_name, requests))
-        _observable(meter, c.ERRORS, *_series(c.ERRORS, provider_name, errors))
-        _observable(meter, c.SLO_BURN_RATE, _Attrs(provider_name, c.SLO_BURN_RATE.labels),
+        _observable(meter, c.REQUESTS, provider_name, _rows(requests))
+        _observable(meter, c.ERRORS, provider_name, _rows(errors))
+        _observable(meter, c.SLO_BURN_RATE, provider_name,
                     lambda: [((slo, window), rate) for slo, window, rate in burn_rates()])
 
 
@@ -194,8 +197,8 @@ class GoodputInstruments:
     """Latency-SLO counters observed from the tracker's own counters: nothing per request."""
 
     def __init__(self, meter: Meter, requests: Snapshot, good: Snapshot) -> None:
-        _observable(meter, c.SLO_REQUESTS, *_series(c.SLO_REQUESTS, "", requests))
-        _observable(meter, c.SLO_GOOD_REQUESTS, *_series(c.SLO_GOOD_REQUESTS, "", good))
+        _observable(meter, c.SLO_REQUESTS, "", _rows(requests))  # no GenAI dimension
+        _observable(meter, c.SLO_GOOD_REQUESTS, "", _rows(good))
 
 
 def meter_provider(*, registry: Any = None, otlp: bool = False,
@@ -208,9 +211,10 @@ def meter_provider(*, registry: Any = None, otlp: bool = False,
     ``[otlp]``). Resource attributes come from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``.
     """
     from opentelemetry.sdk.metrics import MeterProvider as SDKMeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
 
-    readers = []
+    readers: list[MetricReader] = []
     if registry is not None:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         readers.append(PrometheusMetricReader(registry=registry))
