@@ -278,3 +278,13 @@ def test_the_server_emits_server_metrics_not_client_ones(both):
     genai = {name for name in points if name.startswith("gen_ai.")}
     assert genai == {"gen_ai.server.time_to_first_token", "gen_ai.server.time_per_output_token",
                      "gen_ai.server.request.duration"}
+
+
+def test_readme_otel_table_matches_the_catalog():
+    from pathlib import Path
+
+    from fakeai_metrics.catalog import otel_markdown_table
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = text.split("<!-- otel:start -->\n")[1].split("<!-- otel:end -->")[0]
+    assert table == otel_markdown_table()
