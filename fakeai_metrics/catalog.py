@@ -32,6 +32,8 @@ CACHED = "cached"
 COMPLETION = "completion"
 #: ``model`` of a request counted without one (``requests_total``).
 UNKNOWN_MODEL = "unknown"
+#: ``endpoint`` of a latency observed without one (``ModelMetricsTracker.track_latency``).
+UNKNOWN_ENDPOINT = "unknown"
 #: Any capped label's value once its cap is reached (``LabelLimits``).
 OTHER = "__other__"
 

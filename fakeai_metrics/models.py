@@ -36,7 +36,7 @@ from .tracker import Tracker
 __all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker", "ModelStats"]
 
 #: The endpoint label of latencies given without one (``track_latency``).
-NO_ENDPOINT = "unknown"
+NO_ENDPOINT = c.UNKNOWN_ENDPOINT
 
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
 
@@ -278,6 +278,8 @@ class ModelMetricsTracker(Tracker):
         with self._lock:
             self._stats(model, now)
             self._duration.observe((NO_ENDPOINT, model), seconds)
+        if self._otel is not None:
+            self._otel.request(NO_ENDPOINT, model, seconds, False)
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import ModelInstruments

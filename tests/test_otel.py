@@ -288,3 +288,18 @@ def test_readme_otel_table_matches_the_catalog():
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     table = text.split("<!-- otel:start -->\n")[1].split("<!-- otel:end -->")[0]
     assert table == otel_markdown_table()
+
+
+def test_a_latency_without_a_request_is_recorded_on_both_sides():
+    from fakeai_metrics import ModelMetricsTracker
+
+    reader, registry = InMemoryMetricReader(), CollectorRegistry()
+    models = ModelMetricsTracker(registry=registry,
+                                 meter_provider=MeterProvider(metric_readers=[reader]))
+    models.track_latency("gpt-4o", 250.0)
+    [point] = _points(reader)["gen_ai.server.request.duration"]
+    assert (point.count, point.sum) == (1, metric_value(
+        registry, "fakeai_request_duration_seconds_sum", {"endpoint": "unknown"}))
+    # no GenAI route: no operation name, and no error.type on a latency that is no failure
+    assert dict(point.attributes) == {"gen_ai.provider.name": "openai",
+                                      "gen_ai.request.model": "gpt-4o"}
