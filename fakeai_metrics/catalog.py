@@ -1,19 +1,45 @@
-"""Every exported metric in one place: name, type, unit, labels, buckets, help and owner.
+"""Every exported metric in one place: name, type, unit, labels, buckets, help and owner, and its
+OpenTelemetry instrument (name, kind, UCUM unit, bucket advice) and the attribute of each label.
 
 Trackers, the OpenTelemetry side, the alert rules and the dashboards all read this module, so a
-name is spelled once. Names here carry no namespace; ``full_name`` adds it (``fakeai_`` by default).
+name, and a fixed label value, is spelled once. Names here carry no namespace; ``full_name`` adds it (``fakeai_`` by default).
 Each metric has exactly one owning tracker, so five trackers on one registry never collide and a
 request is counted once however many trackers see it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as gm
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 DEFAULT_NAMESPACE = "fakeai"
 
+# --- Fixed label values ------------------------------------------------------------------------
+#: ``outcome`` of a finished request (``requests_total``).
+SUCCESS = "success"
+ERROR = "error"
+#: ``outcome`` of a finished stream (``streams_total``, ``endpoint_streams_total``).
+COMPLETED = "completed"
+FAILED = "failed"
+#: ``type`` of ``tokens_total``: all input, the cached part of it, output.
+PROMPT = "prompt"
+CACHED = "cached"
+COMPLETION = "completion"
+#: ``model`` of a request counted without one (``requests_total``).
+UNKNOWN_MODEL = "unknown"
+#: ``endpoint`` of a latency observed without one (``ModelMetricsTracker.track_latency``).
+UNKNOWN_ENDPOINT = "unknown"
+#: Any capped label's value once its cap is reached (``LabelLimits``).
+OTHER = "__other__"
+
 Kind = Literal["counter", "gauge", "histogram"]
+#: An OpenTelemetry instrument kind; all but ``histogram`` are observable (read at collection).
+OtelKind = Literal["histogram", "counter", "up_down_counter", "gauge"]
 Owner = Literal["endpoints", "cost", "models", "errors", "streaming", "limits", "goodput"]
 #: the gauge modes prometheus_client's multiprocess mode knows
 MultiprocessMode = Literal["all", "liveall", "min", "livemin", "max", "livemax", "sum", "livesum",
@@ -39,6 +65,66 @@ TOKENS_PER_SECOND_BUCKETS: tuple[float, ...] = (
 BURN_RATE_WINDOWS: dict[str, int] = {"5m": 300, "30m": 1800, "1h": 3600, "6h": 21600}
 
 
+# --- OpenTelemetry ----------------------------------------------------------------------------
+#: Bucket advice of the GenAI semantic conventions (semconv 0.66b2).
+TTFT_ADVICE = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+               7.5, 10.0)
+TPOT_ADVICE = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+DURATION_ADVICE = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                   40.96, 81.92)
+TOKEN_ADVICE = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                16777216, 67108864)
+
+#: ``gen_ai.provider.name``, on every instrument with a route or model dimension.
+PROVIDER_ATTRIBUTE = ga.GEN_AI_PROVIDER_NAME
+#: The OpenTelemetry attribute of each Prometheus label (``otel.py`` translates the values:
+#: route to operation name, token type to input/output, ``unknown`` model left off).
+OTEL_ATTRIBUTES: dict[str, str] = {
+    "endpoint": ga.GEN_AI_OPERATION_NAME,
+    "model": ga.GEN_AI_REQUEST_MODEL,
+    "type": ga.GEN_AI_TOKEN_TYPE,
+    "error_type": ERROR_TYPE,
+    "status_code": HTTP_RESPONSE_STATUS_CODE,
+    "api_key": "fakeai.api_key.id",
+    "outcome": "fakeai.outcome",
+    "slo": "fakeai.slo.name",
+    "window": "fakeai.slo.window",
+}
+#: ``gen_ai.token.type`` of a ``type`` label value; cached tokens are part of the input.
+OTEL_TOKEN_TYPES: dict[str, str] = {PROMPT: ga.GenAiTokenTypeValues.INPUT.value,
+                                    COMPLETION: ga.GenAiTokenTypeValues.OUTPUT.value}
+#: ``gen_ai.operation.name`` of each OpenAI-compatible route; other routes get no such attribute.
+OTEL_OPERATIONS: dict[str, str] = {
+    "/v1/chat/completions": ga.GenAiOperationNameValues.CHAT.value,
+    "/v1/responses": ga.GenAiOperationNameValues.CHAT.value,
+    "/v1/completions": ga.GenAiOperationNameValues.TEXT_COMPLETION.value,
+    "/v1/embeddings": ga.GenAiOperationNameValues.EMBEDDINGS.value,
+}
+
+
+@dataclass(frozen=True)
+class OtelSpec:
+    """The OpenTelemetry instrument that reports a catalog metric. ``unit`` is UCUM; ``labels``
+    are the Prometheus label names whose values it carries as attributes, in this order
+    (``OTEL_ATTRIBUTES`` names them; left empty in the catalog: the metric's own labels)."""
+
+    name: str
+    kind: OtelKind
+    unit: str
+    description: str
+    buckets: tuple[float, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    @property
+    def genai(self) -> bool:
+        """A route or model dimension: then it carries ``gen_ai.provider.name`` too."""
+        return bool({"endpoint", "model"} & set(self.labels))
+
+    def attributes(self) -> tuple[str, ...]:
+        return ((PROVIDER_ATTRIBUTE,) if self.genai else ()) + tuple(
+            OTEL_ATTRIBUTES[label] for label in self.labels)
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """One exported metric. ``name`` has no namespace; counters keep their ``_total`` suffix."""
@@ -53,30 +139,45 @@ class MetricSpec:
     #: Gauges only: how prometheus_client's multiprocess mode combines workers' values;
     #: None = the gauge is not exported in multiprocess mode (a recording rule gives it).
     multiprocess_mode: MultiprocessMode | None = "livesum"
+    #: Its OpenTelemetry instrument; None = not reported to OpenTelemetry.
+    otel: OtelSpec | None = None
 
     def full_name(self, namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{namespace}_{self.name}" if namespace else self.name
 
 
 def _m(name: str, kind: Kind, unit: str, labels: tuple[str, ...], owner: Owner, help: str,
-       buckets: tuple[float, ...] = (),
-       multiprocess_mode: MultiprocessMode | None = "livesum") -> MetricSpec:
-    return MetricSpec(name, kind, unit, labels, help, owner, buckets, multiprocess_mode)
+       buckets: tuple[float, ...] = (), multiprocess_mode: MultiprocessMode | None = "livesum",
+       otel: OtelSpec | None = None) -> MetricSpec:
+    if otel is not None and not otel.labels:
+        otel = replace(otel, labels=labels)
+    return MetricSpec(name, kind, unit, labels, help, owner, buckets, multiprocess_mode, otel)
 
 
 # --- StreamingMetricsTracker: per-stream latency and throughput ------------------------------
+#: OpenTelemetry attributes of a stream: the streaming tracker sees no route, so streams are
+#: reported as chat completions (``otel.STREAM_OPERATION``).
+STREAM_LABELS = ("endpoint", "model")
 TTFT = _m("time_to_first_token_seconds", "histogram", "seconds", ("model",), "streaming",
-          "Time from stream start to its first token.", LATENCY_BUCKETS)
+          "Time from stream start to its first token.", LATENCY_BUCKETS,
+          otel=OtelSpec(gm.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, "histogram", "s",
+                        "Time to the first token of streams that completed.", TTFT_ADVICE,
+                        STREAM_LABELS))
 ITL = _m("inter_token_latency_seconds", "histogram", "seconds", ("model",), "streaming",
          "Gap between consecutive tokens of a stream, one observation per gap.",
          TOKEN_LATENCY_BUCKETS)
 TPOT = _m("time_per_output_token_seconds", "histogram", "seconds", ("model",), "streaming",
           "Per stream with >= 2 tokens: (last token - first token) / (tokens - 1).",
-          TOKEN_LATENCY_BUCKETS)
+          TOKEN_LATENCY_BUCKETS,
+          otel=OtelSpec(gm.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, "histogram", "s",
+                        "Per completed stream: (last token - first token) / (tokens - 1).",
+                        TPOT_ADVICE, STREAM_LABELS))
 TPS = _m("output_tokens_per_second", "histogram", "tokens/s", ("model",), "streaming",
          "Per completed stream: tokens / (completion - start).", TOKENS_PER_SECOND_BUCKETS)
 STREAMS_ACTIVE = _m("streams_active", "gauge", "streams", ("model",), "streaming",
-                    "Streams started and not yet completed or failed.")
+                    "Streams started and not yet completed or failed.",
+                    otel=OtelSpec("fakeai.stream.active", "up_down_counter", "{stream}",
+                                  "Open streams.", labels=STREAM_LABELS))
 STREAMS = _m("streams_total", "counter", "streams", ("model", "outcome"), "streaming",
              "Finished streams by outcome (completed/failed).")
 STREAM_BYTES = _m("stream_bytes_total", "counter", "bytes", ("model",), "streaming",
@@ -87,38 +188,63 @@ STREAM_EVENTS_DROPPED = _m(
 
 # --- ModelMetricsTracker: whole requests by model ----------------------------------------------
 REQUEST_DURATION = _m("request_duration_seconds", "histogram", "seconds", ("endpoint", "model"),
-                      "models", "Whole-request latency by endpoint and model.", LATENCY_BUCKETS)
+                      "models", "Whole-request latency by endpoint and model.", LATENCY_BUCKETS,
+                      otel=OtelSpec(gm.GEN_AI_SERVER_REQUEST_DURATION, "histogram", "s",
+                                    "Whole-request latency; error.type on failures.",
+                                    DURATION_ADVICE, ("endpoint", "model", "error_type")))
 
 # --- ErrorMetricsTracker: outcomes, errors, SLO --------------------------------------------------
 REQUESTS = _m("requests_total", "counter", "requests", ("endpoint", "model", "outcome"), "errors",
-              "Finished requests by outcome (success/error): the SLO's events.")
+              "Finished requests by outcome (success/error): the SLO's events.",
+              otel=OtelSpec("fakeai.request.count", "counter", "{request}",
+                            "Finished requests by outcome."))
 ERRORS = _m("errors_total", "counter", "errors", ("endpoint", "error_type", "status_code"),
-            "errors", "Failed requests by error type and HTTP status code.")
+            "errors", "Failed requests by error type and HTTP status code.",
+            otel=OtelSpec("fakeai.error.count", "counter", "{error}",
+                          "Failed requests by error.type and HTTP status code."))
 SLO_OBJECTIVE = _m("slo_objective_ratio", "gauge", "ratio", ("slo",), "errors",
                    "Target success ratio of the SLO.", multiprocess_mode="mostrecent")
 SLO_BURN_RATE = _m("slo_burn_rate", "gauge", "ratio", ("slo", "window"), "errors",
                    "Error ratio over the window divided by the error budget (1 - objective).",
-                   multiprocess_mode=None)
+                   multiprocess_mode=None,
+                   otel=OtelSpec("fakeai.slo.error_budget.burn_rate", "gauge", "1",
+                                 "Error ratio over the window divided by the error budget."))
 
 # --- GoodputTracker: latency SLOs (Telemetry(slos=...)) ---------------------------------------
 SLO_REQUESTS = _m("slo_requests_total", "counter", "requests", ("slo",), "goodput",
-                  "Finished requests a latency SLO matched (failed ones included).")
+                  "Finished requests a latency SLO matched (failed ones included).",
+                  otel=OtelSpec("fakeai.slo.requests", "counter", "{request}",
+                                "Finished requests a latency SLO matched."))
 SLO_GOOD_REQUESTS = _m("slo_good_requests_total", "counter", "requests", ("slo",), "goodput",
                        "Matched requests that succeeded within every latency bound of the SLO; "
-                       "goodput is its rate.")
+                       "goodput is its rate.",
+                       otel=OtelSpec("fakeai.slo.good_requests", "counter", "{request}",
+                                     "Matched requests within every latency bound of the SLO "
+                                     "(goodput)."))
 
 # --- CostTracker: spend, tokens, budgets ---------------------------------------------------------
 COST = _m("cost_usd_total", "counter", "USD", ("api_key", "model"), "cost",
-          "Spend in US dollars by hashed API key id (or alias) and model.")
+          "Spend in US dollars by hashed API key id (or alias) and model.",
+          otel=OtelSpec("fakeai.usage.cost", "counter", "{USD}",
+                        "Spend by API key id and model."))
 TOKENS = _m("tokens_total", "counter", "tokens", ("model", "type"), "cost",
-            "Billed tokens by type: prompt (all input), cached (subset of prompt), completion.")
+            "Billed tokens by type: prompt (all input), cached (subset of prompt), completion.",
+            # Per request, like gen_ai.client.token.usage, which is a client metric: a server
+            # reporting it would be counted again beside its clients' own (see README).
+            otel=OtelSpec("fakeai.token.usage", "histogram", "{token}",
+                          "Tokens per request by gen_ai.token.type (input/output; "
+                          "embeddings: input only).", TOKEN_ADVICE, ("endpoint", "model", "type")))
 UNPRICED = _m("unpriced_requests_total", "counter", "requests", ("model",), "cost",
               "Requests for a model missing from the price table, billed at the fallback price.")
 BUDGET_LIMIT = _m("budget_limit_usd", "gauge", "USD", ("api_key",), "cost",
                   "Budget limit of the current period; keys without a budget have no series.",
-                  multiprocess_mode="mostrecent")
+                  multiprocess_mode="mostrecent",
+                  otel=OtelSpec("fakeai.budget.limit", "gauge", "{USD}",
+                                "Budget limit of the current period."))
 BUDGET_SPENT = _m("budget_spent_usd", "gauge", "USD", ("api_key",), "cost",
-                  "Spend in the current budget period.")
+                  "Spend in the current budget period.",
+                  otel=OtelSpec("fakeai.budget.used", "gauge", "{USD}",
+                                "Spend in the current budget period."))
 BUDGET_THRESHOLD = _m("budget_alert_threshold_ratio", "gauge", "ratio", ("api_key",), "cost",
                       "Fraction of the limit at which the budget alert fires.",
                       multiprocess_mode="mostrecent")
@@ -158,4 +284,17 @@ def markdown_table(namespace: str = DEFAULT_NAMESPACE) -> str:
     rows = ["| name | type | labels | owner | meaning |", "|---|---|---|---|---|"]
     rows += [f"| `{m.full_name(namespace)}` | {m.kind} | {', '.join(m.labels)} | {m.owner} | {m.help} |"
              for m in CATALOG]
+    return "\n".join(rows) + "\n"
+
+
+def _otel_kind(kind: OtelKind) -> str:
+    return kind if kind == "histogram" else "observable " + kind.replace("_", "-")
+
+
+def otel_markdown_table() -> str:
+    """The OpenTelemetry instruments as the Markdown table the README carries (a test keeps
+    them equal)."""
+    rows = ["| instrument | kind | unit | attributes | Prometheus twin |", "|---|---|---|---|---|"]
+    rows += [f"| `{o.name}` | {_otel_kind(o.kind)} | `{o.unit}` | {', '.join(o.attributes())} | "
+             f"`{m.full_name()}` |" for m in CATALOG if (o := m.otel) is not None]
     return "\n".join(rows) + "\n"

@@ -330,8 +330,8 @@ class CostTracker(Tracker):
         price, known = self.prices.price(model)
         label = self.limits.model(model)
         cached_rate = price.input if price.cached_input is None else price.cached_input
-        route = _ModelRoute(price, known, cached_rate, label, (label, "prompt"), (label, "completion"),
-                            (label, "cached"), (label,))
+        route = _ModelRoute(price, known, cached_rate, label, (label, c.PROMPT), (label, c.COMPLETION),
+                            (label, c.CACHED), (label,))
         if len(self._routes) < 10_000:
             self._routes[model] = route
         return route

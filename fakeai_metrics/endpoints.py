@@ -92,7 +92,7 @@ class MetricsTracker(Tracker):
         self._streams_total = self._instrument(c.ENDPOINT_STREAMS)
         self._streams_active = self._instrument(c.ENDPOINT_STREAMS_ACTIVE)
         self._streams: dict[str, OpenStream] = {}
-        self._stream_counts = {"completed": 0, "failed": 0}
+        self._stream_counts = {c.COMPLETED: 0, c.FAILED: 0}
         self._ttft = Histogram(c.TTFT)  # in-process only
         self._tps = Histogram(c.TPS)  # in-process only
         self._timer_ids = itertools.count(1)
@@ -273,13 +273,13 @@ class MetricsTracker(Tracker):
         v.optional(v.label, "endpoint", endpoint)
         v.optional(v.tokens, "tokens", tokens)
         v.optional(v.seconds, "ttft_s", ttft_s)
-        self._finish(stream_id, "completed", tokens, ttft_s)
+        self._finish(stream_id, c.COMPLETED, tokens, ttft_s)
 
     def fail_stream(self, stream_id: str, endpoint: str | None = None,
                     error_message: str = "") -> None:
         v.optional(v.label, "endpoint", endpoint)
         v.text("error_message", error_message)
-        self._finish(stream_id, "failed")
+        self._finish(stream_id, c.FAILED)
 
     def _finish(self, stream_id: str, outcome: str, tokens: int | None = None,
                 ttft_s: float | None = None) -> None:
@@ -299,7 +299,7 @@ class MetricsTracker(Tracker):
             self._streams_active.inc(s.key, -1)
             self._streams_total.inc((endpoint, outcome))
             self._stream_counts[outcome] += 1
-            if outcome == "failed":
+            if outcome == c.FAILED:
                 self._event("errors", self._errors, endpoint, now)
                 return
             self._response(endpoint, now, now - s.start)
@@ -318,8 +318,8 @@ class MetricsTracker(Tracker):
         with self._lock:
             return {
                 "active_streams": len(self._streams),
-                "completed_streams": self._stream_counts["completed"],
-                "failed_streams": self._stream_counts["failed"],
+                "completed_streams": self._stream_counts[c.COMPLETED],
+                "failed_streams": self._stream_counts[c.FAILED],
                 "ttft": _summary(self._ttft),
                 "tokens_per_second": _summary(self._tps),
             }

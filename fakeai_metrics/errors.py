@@ -28,7 +28,7 @@ from .slo import SLOStatus, burn_rate
 from .tracker import Tracker, _make
 from .windows import Ring
 
-UNKNOWN_MODEL = "unknown"
+UNKNOWN_MODEL = c.UNKNOWN_MODEL
 _SLOT_SECONDS = 10.0
 
 #: Longest error message kept (records keep it whole, patterns a 200-character prefix). Longer
@@ -200,7 +200,7 @@ class ErrorMetricsTracker(Tracker):
             v.label("endpoint", endpoint)
             model = UNKNOWN_MODEL if model is None else v.label("model", model)
         limits = self.limits
-        key = (limits.endpoint(endpoint), limits.model(model), "success")
+        key = (limits.endpoint(endpoint), limits.model(model), c.SUCCESS)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -260,7 +260,7 @@ class ErrorMetricsTracker(Tracker):
             slot = self._ring.slot(now)
             slot[0] += 1
             slot[1] += 1
-            self._requests.inc((endpoint, model or UNKNOWN_MODEL, "error"))
+            self._requests.inc((endpoint, model or UNKNOWN_MODEL, c.ERROR))
             self._errors.inc((endpoint, error_type, str(status_code)))
             self._recent.append(record)
             self._add_pattern(record, fp, normalized)
@@ -306,7 +306,7 @@ class ErrorMetricsTracker(Tracker):
             ep = by_endpoint.setdefault(endpoint, [0, 0])
             total += n
             ep[0] += n
-            if outcome == "error":
+            if outcome == c.ERROR:
                 errors += n
                 ep[1] += n
                 if model != UNKNOWN_MODEL:

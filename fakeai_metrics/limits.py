@@ -24,7 +24,7 @@ from . import catalog as c
 from . import validation as v
 from .tracker import Tracker
 
-OTHER = "__other__"
+OTHER = c.OTHER
 
 _ID_SEGMENT = re.compile(
     r"^(?:(?:file|batch|resp|chatcmpl|asst|thread|run|msg|step|vs|ft|ftjob|ftckpt|upload|part|"

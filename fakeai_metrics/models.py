@@ -36,7 +36,7 @@ from .tracker import Tracker
 __all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker", "ModelStats"]
 
 #: The endpoint label of latencies given without one (``track_latency``).
-NO_ENDPOINT = "unknown"
+NO_ENDPOINT = c.UNKNOWN_ENDPOINT
 
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
 
@@ -180,8 +180,11 @@ class ModelMetricsTracker(Tracker):
     def track_request(self, model: str, endpoint: str, prompt_tokens: int = 0,
                       completion_tokens: int = 0, latency_ms: float | None = None,
                       user: str | None = None, error: bool = False,
-                      cached_tokens: int = 0) -> None:
+                      cached_tokens: int = 0, *, error_type: str | None = None) -> None:
         """One finished request; ``latency_ms`` None means not measured (not observed).
+
+        ``error_type`` (a failure's class or code) is OpenTelemetry's ``error.type`` on the
+        request duration; a failure without one reports ``_OTHER``.
 
         ``cached_tokens`` (part of ``prompt_tokens``) only changes the cost, which is priced on
         the model name as given, before any cardinality cap folds it into ``__other__``.
@@ -198,12 +201,16 @@ class ModelMetricsTracker(Tracker):
                 and type(error) is bool):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms, cached_tokens, error)
+        if error_type is not None:
+            v.label("error_type", error_type)
         user_id = self.key_ids(user, "user") if user is not None else None
         if user is not None and user in endpoint:
             endpoint = scrub_path(endpoint, user)
         cost = self._price(model).cost(prompt_tokens, completion_tokens, cached_tokens)
         limits = self.limits
         model, endpoint = limits.model(model), limits.endpoint(endpoint)
+        if error_type is not None:
+            error_type = limits.error_type(error_type)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -231,7 +238,7 @@ class ModelMetricsTracker(Tracker):
         finally:
             lock.release()
         if self._otel is not None and latency_ms is not None:
-            self._otel.request(endpoint, model, latency_ms / 1000.0, bool(error))
+            self._otel.request(endpoint, model, latency_ms / 1000.0, error, error_type)
 
     def _price(self, model: str) -> Price:
         price = self._price_of.get(model)
@@ -271,6 +278,8 @@ class ModelMetricsTracker(Tracker):
         with self._lock:
             self._stats(model, now)
             self._duration.observe((NO_ENDPOINT, model), seconds)
+        if self._otel is not None:
+            self._otel.request(NO_ENDPOINT, model, seconds, False)
 
     def _otel_instruments(self, meter: Any, provider_name: str) -> Any:
         from .otel import ModelInstruments

@@ -8,6 +8,12 @@ time, so they cost nothing per request and agree with ``/metrics`` by constructi
 With ``meter_provider=None`` nothing in this module runs. Only the OpenTelemetry API is imported;
 the SDK is the application's choice (``meter_provider()`` below builds one when asked).
 
+Every instrument name, unit and attribute name comes from the catalog (``MetricSpec.otel``,
+``OTEL_ATTRIBUTES``); this module only translates label values into semantic-convention values
+(semconv 0.66b2): a route becomes ``gen_ai.operation.name``, a token type ``input``/``output``,
+a capped or missing error class ``_OTHER``; an unknown model leaves ``gen_ai.request.model`` off.
+Only server metrics are emitted: ``gen_ai.client.*`` belong to the calling application.
+
 API keys appear only as the same id as on the Prometheus side (attribute ``fakeai.api_key.id``).
 Recording happens outside the tracker's lock, and observable-gauge callbacks take that lock, so the
 two locks are never held in opposite orders.
@@ -17,35 +23,26 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
-from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
-from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as gm
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import \
+    GenAiOperationNameValues
+from opentelemetry.semconv.attributes.error_attributes import ErrorTypeValues
 
-Attributes = dict[str, str]
+from . import catalog as c
+from .catalog import MetricSpec, OtelSpec
 
-#: Bucket advice from the GenAI semantic conventions.
-TTFT_ADVICE = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
-               7.5, 10.0)
-TPOT_ADVICE = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
-DURATION_ADVICE = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
-                   40.96, 81.92)
-TOKEN_ADVICE = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
-                16777216, 67108864)
+Attributes = dict[str, str | int]
+#: Label values of one series, in the order of the labels they belong to (None: no value).
+Values = tuple[str | None, ...]
+Snapshot = Callable[[], dict[tuple[str, ...], float]]
 
-#: OpenAI-compatible routes and their ``gen_ai.operation.name``.
-OPERATIONS = {
-    "/v1/chat/completions": ga.GenAiOperationNameValues.CHAT.value,
-    "/v1/responses": ga.GenAiOperationNameValues.CHAT.value,
-    "/v1/completions": ga.GenAiOperationNameValues.TEXT_COMPLETION.value,
-    "/v1/embeddings": ga.GenAiOperationNameValues.EMBEDDINGS.value,
-}
-API_KEY_ID = "fakeai.api_key.id"
-#: The SLO an observation belongs to (the ``slo`` label on the Prometheus side).
-SLO_NAME = "fakeai.slo.name"
-INPUT = ga.GenAiTokenTypeValues.INPUT.value
-OUTPUT = ga.GenAiTokenTypeValues.OUTPUT.value
-_ERROR = (ERROR_TYPE, "error")
+#: ``error.type`` when the class is not known or its label was capped.
+OTHER_ERROR = ErrorTypeValues.OTHER.value
+EMBEDDINGS = GenAiOperationNameValues.EMBEDDINGS.value
+#: Streams are chat completions unless told otherwise (the streaming tracker sees no route).
+STREAM_OPERATION = "/v1/chat/completions"
+#: Attribute sets kept per instrument (label caps bound them well below this).
+MAX_CACHED = 10_000
 
 
 def get_meter(provider: MeterProvider) -> Meter:
@@ -53,121 +50,136 @@ def get_meter(provider: MeterProvider) -> Meter:
     return provider.get_meter("fakeai_metrics", __version__)
 
 
-#: Attribute sets kept per instrument class (label caps bound them well below this).
-MAX_CACHED = 10_000
+def _error_type(value: str) -> str:
+    return OTHER_ERROR if value == c.OTHER else value
+
+
+#: Label value -> attribute value, for labels whose values differ between the two sides;
+#: None = leave the attribute off.
+_TRANSLATE: dict[str, Callable[[str], str | int | None]] = {
+    "endpoint": c.OTEL_OPERATIONS.get,
+    "model": lambda model: None if model == c.UNKNOWN_MODEL else model,
+    "type": c.OTEL_TOKEN_TYPES.get,
+    "error_type": _error_type,
+    "status_code": int,
+}
 
 
 class _Attrs:
-    """GenAI attribute sets, built once per (endpoint, model, extra...) and reused.
+    """The attribute sets of one instrument, built once per series and reused.
 
-    ``endpoint`` gives ``gen_ai.operation.name`` (omitted for a route that is no GenAI
-    operation) and ``model`` ``gen_ai.request.model``; either may be None where the number has no
-    such dimension (spend is per key and model, not route).
+    Called with the values of the instrument's ``labels`` (its ``OtelSpec.labels``, in order).
     """
 
-    def __init__(self, provider_name: str) -> None:
-        self.provider_name = provider_name
-        self._cache: dict[tuple[str | None | tuple[str, str], ...], Attributes] = {}
+    def __init__(self, provider_name: str, spec: OtelSpec) -> None:
+        self.base: Attributes = {c.PROVIDER_ATTRIBUTE: provider_name} if spec.genai else {}
+        self.labels = tuple((c.OTEL_ATTRIBUTES[label], _TRANSLATE.get(label))
+                            for label in spec.labels)
+        self._cache: dict[Values, Attributes] = {}
 
-    def __call__(self, endpoint: str | None, model: str | None,
-                 *extra: tuple[str, str]) -> Attributes:
-        key = (endpoint, model) + extra
-        found = self._cache.get(key)
+    def __call__(self, values: Values) -> Attributes:
+        found = self._cache.get(values)
         if found is None:
-            found = {ga.GEN_AI_PROVIDER_NAME: self.provider_name}
-            operation = OPERATIONS.get(endpoint or "")
-            if operation is not None:
-                found[ga.GEN_AI_OPERATION_NAME] = operation
-            if model is not None:
-                found[ga.GEN_AI_REQUEST_MODEL] = model
-            found.update(extra)
+            found = dict(self.base)
+            for (name, translate), value in zip(self.labels, values):
+                attribute = value if value is None or translate is None else translate(value)
+                if attribute is not None:
+                    found[name] = attribute
             if len(self._cache) < MAX_CACHED:
-                self._cache[key] = found
+                self._cache[values] = found
         return found
 
 
-#: Streams are chat completions unless told otherwise (the streaming tracker sees no route).
-STREAM_OPERATION = "/v1/chat/completions"
+def _otel(spec: MetricSpec) -> OtelSpec:
+    if spec.otel is None:
+        raise ValueError(f"{spec.name} has no OpenTelemetry instrument in the catalog")
+    return spec.otel
 
-Snapshot = Callable[[], dict[tuple[str, ...], float]]
+
+def _histogram(meter: Meter, spec: MetricSpec) -> Histogram:
+    o = _otel(spec)
+    return meter.create_histogram(o.name, unit=o.unit, description=o.description,
+                                  explicit_bucket_boundaries_advisory=o.buckets)
 
 
-def _observable(meter: Meter, kind: str, name: str, unit: str, description: str,
-                rows: Callable[[], Iterable[tuple[float, Attributes]]]) -> None:
-    """An observable instrument whose callback reads ``rows()`` at collection time."""
+def _observable(meter: Meter, spec: MetricSpec, provider_name: str,
+                rows: Callable[[], Iterable[tuple[Values, float]]]) -> None:
+    """The observable instrument of ``spec``; its callback reads ``rows()`` (label values of
+    the instrument's labels, and a value) at collection time."""
+    o = _otel(spec)
+    attrs = _Attrs(provider_name, o)
+
     def callback(options: CallbackOptions) -> list[Observation]:
-        return [Observation(value, attrs) for value, attrs in rows()]
+        return [Observation(value, attrs(values)) for values, value in rows()]
     create = {"counter": meter.create_observable_counter,
               "up_down_counter": meter.create_observable_up_down_counter,
-              "gauge": meter.create_observable_gauge}[kind]
-    create(name, [callback], unit=unit, description=description)
+              "gauge": meter.create_observable_gauge}[o.kind]
+    create(o.name, [callback], unit=o.unit, description=o.description)
+
+
+def _rows(snapshot: Snapshot) -> Callable[[], Iterable[tuple[Values, float]]]:
+    """Rows of an observable whose labels are its metric's own: the tracker's series."""
+    return lambda: snapshot().items()
 
 
 class StreamingInstruments:
+    """TTFT and TPOT of each stream that completed (the conventions measure successful
+    responses only: a failed stream records neither), and the open streams."""
+
     def __init__(self, meter: Meter, provider_name: str, active: Snapshot) -> None:
-        self.attrs = _Attrs(provider_name)
-        self.ttft = meter.create_histogram(
-            gm.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, unit="s",
-            description="Time to generate the first token.",
-            explicit_bucket_boundaries_advisory=TTFT_ADVICE)
-        self.tpot = meter.create_histogram(
-            gm.GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, unit="s",
-            description="Per stream: (last token - first token) / (tokens - 1).",
-            explicit_bucket_boundaries_advisory=TPOT_ADVICE)
-        _observable(meter, "up_down_counter", "fakeai.stream.active", "{stream}", "Open streams.",
-                    lambda: [(n, self.attrs(STREAM_OPERATION, model))
-                             for (model,), n in active().items()])
+        self.attrs = _Attrs(provider_name, _otel(c.TTFT))  # the same labels as TPOT's
+        self.ttft = _histogram(meter, c.TTFT)
+        self.tpot = _histogram(meter, c.TPOT)
+        _observable(meter, c.STREAMS_ACTIVE, provider_name,
+                    lambda: [((STREAM_OPERATION, model), n) for (model,), n in active().items()])
 
-    def first_token(self, model: str, ttft: float) -> None:
-        self.ttft.record(ttft, self.attrs(STREAM_OPERATION, model))
-
-    def completed(self, model: str, tpot: float) -> None:
-        self.tpot.record(tpot, self.attrs(STREAM_OPERATION, model))
+    def completed(self, model: str, ttft: float | None, tpot: float | None) -> None:
+        attrs = self.attrs((STREAM_OPERATION, model))
+        if ttft is not None:
+            self.ttft.record(ttft, attrs)
+        if tpot is not None:
+            self.tpot.record(tpot, attrs)
 
 
 class ModelInstruments:
     def __init__(self, meter: Meter, provider_name: str) -> None:
-        self.attrs = _Attrs(provider_name)
-        self.duration = meter.create_histogram(
-            gm.GEN_AI_SERVER_REQUEST_DURATION, unit="s",
-            description="Whole-request latency.",
-            explicit_bucket_boundaries_advisory=DURATION_ADVICE)
+        self.attrs = _Attrs(provider_name, _otel(c.REQUEST_DURATION))
+        self.duration = _histogram(meter, c.REQUEST_DURATION)
 
-    def request(self, endpoint: str, model: str, seconds: float, error: bool) -> None:
-        attrs = self.attrs(endpoint, model, _ERROR) if error else self.attrs(endpoint, model)
-        self.duration.record(seconds, attrs)
+    def request(self, endpoint: str, model: str, seconds: float, error: bool,
+                error_type: str | None = None) -> None:
+        """``error_type``: the failure's class or code (its capped label); None on a failure
+        reports ``_OTHER``, and a success has no ``error.type``."""
+        self.duration.record(seconds, self.attrs(
+            (endpoint, model, (error_type or OTHER_ERROR) if error else None)))
 
 
 class CostInstruments:
     def __init__(self, meter: Meter, provider_name: str, cost: Snapshot,
                  budgets: Callable[[], Iterable[tuple[str, float, float]]]) -> None:
-        self.attrs = _Attrs(provider_name)
-        self._usage_attrs: dict[tuple[str, str], tuple[Attributes, Attributes]] = {}
-        self.tokens = meter.create_histogram(
-            gm.GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}",
-            description="Tokens per request by gen_ai.token.type (input/output).",
-            explicit_bucket_boundaries_advisory=TOKEN_ADVICE)
-        _observable(meter, "counter", "fakeai.usage.cost", "USD", "Spend by API key id and model.",
-                    lambda: [(usd, self.attrs(None, model, (API_KEY_ID, key)))
-                             for (key, model), usd in cost().items()])
-        _observable(meter, "gauge", "fakeai.budget.used", "USD",
-                    "Spend in the current budget period.",
-                    lambda: [(spent, {API_KEY_ID: key}) for key, _, spent in budgets()])
-        _observable(meter, "gauge", "fakeai.budget.limit", "USD",
-                    "Budget limit of the current period.",
-                    lambda: [(limit, {API_KEY_ID: key}) for key, limit, _ in budgets()])
+        self.attrs = _Attrs(provider_name, _otel(c.TOKENS))
+        self._usage_attrs: dict[tuple[str, str], tuple[Attributes, Attributes | None]] = {}
+        self.tokens = _histogram(meter, c.TOKENS)
+        _observable(meter, c.COST, provider_name, _rows(cost))
+        _observable(meter, c.BUDGET_SPENT, provider_name,
+                    lambda: [((key,), spent) for key, _, spent in budgets()])
+        _observable(meter, c.BUDGET_LIMIT, provider_name,
+                    lambda: [((key,), limit) for key, limit, _ in budgets()])
 
     def usage(self, endpoint: str, model: str, prompt: int, completion: int) -> None:
+        """Input and output tokens of one request; an embeddings request has no output."""
         # both attribute sets in one lookup: this runs for every billed request
         pair = self._usage_attrs.get((endpoint, model))
         if pair is None:
-            pair = (self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, INPUT)),
-                    self.attrs(endpoint, model, (ga.GEN_AI_TOKEN_TYPE, OUTPUT)))
+            output = (None if c.OTEL_OPERATIONS.get(endpoint) == EMBEDDINGS
+                      else self.attrs((endpoint, model, c.COMPLETION)))
+            pair = (self.attrs((endpoint, model, c.PROMPT)), output)
             if len(self._usage_attrs) < MAX_CACHED:
                 self._usage_attrs[(endpoint, model)] = pair
         record = self.tokens.record
         record(prompt, pair[0])
-        record(completion, pair[1])
+        if pair[1] is not None:
+            record(completion, pair[1])
 
 
 class ErrorInstruments:
@@ -175,32 +187,18 @@ class ErrorInstruments:
 
     def __init__(self, meter: Meter, provider_name: str, requests: Snapshot, errors: Snapshot,
                  burn_rates: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
-        attrs = _Attrs(provider_name)
-        _observable(meter, "counter", "fakeai.request.count", "{request}",
-                    "Finished requests by outcome.",
-                    lambda: [(n, attrs(endpoint, model, ("fakeai.outcome", outcome)))
-                             for (endpoint, model, outcome), n in requests().items()])
-        _observable(meter, "counter", "fakeai.error.count", "{error}",
-                    "Failed requests by error.type and HTTP status code.",
-                    lambda: [(n, attrs(endpoint, None, (ERROR_TYPE, kind),
-                                       ("http.response.status_code", code)))
-                             for (endpoint, kind, code), n in errors().items()])
-        _observable(meter, "gauge", "fakeai.slo.error_budget.burn_rate", "1",
-                    "Error ratio over the window divided by the error budget.",
-                    lambda: [(rate, {SLO_NAME: slo, "fakeai.slo.window": window})
-                             for slo, window, rate in burn_rates()])
+        _observable(meter, c.REQUESTS, provider_name, _rows(requests))
+        _observable(meter, c.ERRORS, provider_name, _rows(errors))
+        _observable(meter, c.SLO_BURN_RATE, provider_name,
+                    lambda: [((slo, window), rate) for slo, window, rate in burn_rates()])
 
 
 class GoodputInstruments:
     """Latency-SLO counters observed from the tracker's own counters: nothing per request."""
 
     def __init__(self, meter: Meter, requests: Snapshot, good: Snapshot) -> None:
-        _observable(meter, "counter", "fakeai.slo.requests", "{request}",
-                    "Finished requests a latency SLO matched.",
-                    lambda: [(n, {SLO_NAME: slo}) for (slo,), n in requests().items()])
-        _observable(meter, "counter", "fakeai.slo.good_requests", "{request}",
-                    "Matched requests within every latency bound of the SLO (goodput).",
-                    lambda: [(n, {SLO_NAME: slo}) for (slo,), n in good().items()])
+        _observable(meter, c.SLO_REQUESTS, "", _rows(requests))  # no GenAI dimension
+        _observable(meter, c.SLO_GOOD_REQUESTS, "", _rows(good))
 
 
 def meter_provider(*, registry: Any = None, otlp: bool = False,

@@ -210,25 +210,20 @@ class StreamingMetricsTracker(Tracker):
                 if s.mirror is not None:  # multiprocess mode: prometheus_client's file too
                     s.mirror.observe(gap)
                 return
-            ttft = self._token(s, now, chunk_size_bytes)
+            self._token(s, now, chunk_size_bytes)
         finally:
             lock.release()
-        if ttft is not None and self._otel is not None:
-            self._otel.first_token(s.key[0], ttft)  # type: ignore[union-attr]
 
-    def _token(self, s: OpenStream | None, now: float,
-               chunk_size_bytes: int | None) -> float | None:
-        """``record_token`` for an unknown stream, a first token or a first gap; returns the
-        TTFT of a first token. Call under the lock."""
+    def _token(self, s: OpenStream | None, now: float, chunk_size_bytes: int | None) -> None:
+        """``record_token`` for an unknown stream, a first token or a first gap. Call under the
+        lock."""
         if s is None:
             self._drop("token", "unknown_stream")
-            return None
-        ttft = None
+            return
         if s.first is None:
             s.first = now
             if s.given_ttft is None:  # else record_first_token_time observed it
-                ttft = now - s.start
-                self._ttft.observe(s.key, ttft)
+                self._ttft.observe(s.key, now - s.start)
         else:  # the first gap: observe() makes the series, which later gaps then update in place
             itl = self._itl
             itl.observe(s.key, now - s.last)
@@ -240,7 +235,6 @@ class StreamingMetricsTracker(Tracker):
         s.tokens += 1
         if chunk_size_bytes:
             self._bytes.inc(s.key, chunk_size_bytes)
-        return ttft
 
     def record_first_token_time(self, stream_id: str, ttft_ms: float) -> None:
         """Set an open stream's TTFT from the caller's measure, if no token set it yet.
@@ -258,8 +252,6 @@ class StreamingMetricsTracker(Tracker):
                 return
             s.given_ttft = seconds
             self._ttft.observe(s.key, seconds)
-        if self._otel is not None:
-            self._otel.first_token(s.key[0], seconds)
 
     def _open(self, stream_id: object) -> OpenStream | None:
         """The open stream of that id; None for any other id, unhashable ones included."""
@@ -282,11 +274,11 @@ class StreamingMetricsTracker(Tracker):
                         client_id: str | None = None) -> StreamSummary | None:
         v.label("finish_reason", finish_reason)
         v.optional(v.label, "client_id", client_id)
-        return self._finish(stream_id, "completed", finish_reason, None)
+        return self._finish(stream_id, c.COMPLETED, finish_reason, None)
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:
         error_message = v.text("error_message", error_message)
-        return self._finish(stream_id, "failed", None, error_message[:_MAX_MESSAGE])
+        return self._finish(stream_id, c.FAILED, None, error_message[:_MAX_MESSAGE])
 
     def _finish(self, stream_id: str, outcome: str, finish_reason: str | None,
                 error_message: str | None) -> StreamSummary | None:
@@ -304,7 +296,7 @@ class StreamingMetricsTracker(Tracker):
             self._active.inc(key, -1)
             self._finished.inc((key[0], outcome))
             tpot = s.tpot()
-            if outcome == "completed":
+            if outcome == c.COMPLETED:
                 tps = s.tokens_per_second(now)
                 if tps is not None:
                     self._tps.observe(key, tps)
@@ -313,9 +305,9 @@ class StreamingMetricsTracker(Tracker):
             self._durations.observe(key, now - s.start)
             model = key[0]
             self._tokens_by_model[model] = self._tokens_by_model.get(model, 0) + s.tokens
-        if self._otel is not None and tpot is not None and outcome == "completed":
-            self._otel.completed(model, tpot)
         ttft = s.ttft()
+        if self._otel is not None and outcome == c.COMPLETED:
+            self._otel.completed(model, ttft, tpot)
         return StreamSummary(model, s.prompt_tokens, s.tokens, now - s.start, ttft, tpot)
 
     def _retain(self, stream_id: str, s: OpenStream, now: float, outcome: str,
@@ -366,8 +358,8 @@ class StreamingMetricsTracker(Tracker):
     def get_metrics(self) -> StreamingAggregateMetrics:
         with self._lock:
             finished = self._finished.values
-            completed = sum(n for (_, o), n in finished.items() if o == "completed")
-            failed = sum(n for (_, o), n in finished.items() if o == "failed")
+            completed = sum(n for (_, o), n in finished.items() if o == c.COMPLETED)
+            failed = sum(n for (_, o), n in finished.items() if o == c.FAILED)
             active = len(self._streams)
             total = completed + failed + active
             open_tokens: dict[str, int] = {}

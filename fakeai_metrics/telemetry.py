@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import validation as v
-from .catalog import CATALOG, DEFAULT_NAMESPACE, Owner, owned_by
+from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, Owner, owned_by
 from .budgets import BudgetStore, open_store
 from .cost import CostTracker
 from .endpoints import MetricsTracker
@@ -169,7 +169,7 @@ class Telemetry:
             if model is not None:
                 self.models.track_request(model, endpoint, 0, 0,
                                           None if latency_s is None else latency_s * 1000.0,
-                                          user=api_key, error=True)
+                                          user=api_key, error=True, error_type=error_type)
             self.goodput.record(model, endpoint, False, latency_s or 0.0)
         finally:
             self.limits.end_request()
@@ -219,7 +219,7 @@ class Telemetry:
         v.optional(v.tokens, "prompt_tokens", prompt_tokens)
         v.tokens("cached_tokens", cached_tokens)
         with self._lock:
-            route = self._route(stream_id, "completed")
+            route = self._route(stream_id, COMPLETED)
             if route is None:
                 return 0.0
             prompt = route.prompt_tokens if prompt_tokens is None else prompt_tokens
@@ -257,7 +257,7 @@ class Telemetry:
         v.label("error_type", error_type)
         message = v.text("message", message)
         with self._lock:
-            route = self._route(stream_id, "failed")
+            route = self._route(stream_id, FAILED)
             if route is None:
                 return 0.0
             del self._stream_routes[stream_id]
@@ -271,7 +271,7 @@ class Telemetry:
             if summary is not None:
                 self.models.track_request(model, endpoint, route.prompt_tokens, sent,
                                           summary.duration_s * 1000.0, user=api_key,
-                                          error=True)
+                                          error=True, error_type=error_type)
                 self.goodput.record(model, endpoint, False, summary.duration_s)
             self.errors._record_error(endpoint, status_code, error_type, message, model,
                                       api_key, None, None)

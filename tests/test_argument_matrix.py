@@ -66,7 +66,7 @@ VALID: dict[str, dict[str, Any]] = {
     "CostTracker.clear_history": dict(api_key=KEY),
     "ModelMetricsTracker.track_request": dict(model=MODEL, endpoint=EP, prompt_tokens=5,
                                               completion_tokens=5, latency_ms=10.0, user=KEY,
-                                              error=False, cached_tokens=1),
+                                              error=True, cached_tokens=1, error_type="E"),
     "ErrorMetricsTracker.record_success": dict(endpoint=EP, model=MODEL),
     "ErrorMetricsTracker.record_error": dict(endpoint=EP, status_code=500, error_type="E",
                                              error_message="m", model=MODEL, api_key=KEY,
