@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import os
 import threading
 from dataclasses import dataclass
 from enum import Enum
@@ -219,23 +218,3 @@ class InProcessBudgetStore:
 
 def _no_clock() -> float:
     raise RuntimeError("a budget store is used before CostTracker bound it")
-
-
-def open_store(spec: BudgetStore | str | None) -> BudgetStore:
-    """The store ``spec`` names: a store object as is, a ``redis://``/``rediss://``/``unix://``
-    URL, or None for ``$FAKEAI_METRICS_REDIS_URL`` if set, else a new in-process store."""
-    if spec is None:
-        spec = os.environ.get(REDIS_URL_ENV) or None
-        if spec is None:
-            return InProcessBudgetStore()
-    if isinstance(spec, str):
-        if not spec.startswith(("redis://", "rediss://", "unix://")):
-            raise v.InvalidMetricInput(
-                "budget_store must be a redis://, rediss:// or unix:// URL or a BudgetStore, "
-                f"got a string starting {spec.split(':', 1)[0]!r}")
-        from .redis_store import RedisBudgetStore
-        return RedisBudgetStore(spec)
-    if not isinstance(spec, BudgetStore):
-        raise v.InvalidMetricInput(
-            f"budget_store must be a URL or a BudgetStore, got {type(spec).__name__}")
-    return spec

@@ -30,7 +30,7 @@ from typing import Any, Mapping, NamedTuple
 from . import catalog as c
 from . import validation as v
 from .budgets import (STORE_OPERATIONS, Budget, BudgetConfig, BudgetLimitType, BudgetPeriod,
-                      BudgetStore, open_store, period_start)
+                      BudgetStore, period_start)
 from .instruments import Counter
 from .keys import KeyIds, scrub_path
 from .pricing import (  # FakeAI's module constants, importable from here as from FakeAI's
@@ -46,6 +46,7 @@ from .pricing import (  # FakeAI's module constants, importable from here as fro
     as_price_table,
     media_cost,
 )
+from .stores import open_store
 from .tracker import Tracker, _make
 
 
@@ -194,7 +195,7 @@ class CostTracker(Tracker):
                  budget_store: BudgetStore | str | None = None, **kwargs: Any) -> None:
         """``prices``: extra or overriding ``Price``s by model, or a whole ``PriceTable``
         (``PriceTable.from_file(...)``, ``PriceTable(genai=GenaiPrices())``). ``budget_store``:
-        where budgets and their spend live (``budgets.open_store``): a ``redis://`` URL or a
+        where budgets and their spend live (``stores.open_store``): a ``redis://`` URL or a
         store object makes them fleet-wide; None uses ``$FAKEAI_METRICS_REDIS_URL`` when set,
         else this process's memory."""
         if key_ids is not None and not isinstance(key_ids, KeyIds):

@@ -396,8 +396,9 @@ def model_tracker_prices() -> PriceTable:
 
 
 def _is_genai(value: object) -> bool:
-    from .genai import GenaiPrices  # here: genai.py builds on this module
-    return isinstance(value, GenaiPrices)
+    """Does ``value`` look up prices as ``genai.GenaiPrices`` does? (Checked by shape: genai.py
+    builds on this module, so importing it here would make a circle.)"""
+    return callable(getattr(value, "lookup", None))
 
 
 def _check_prices(name: str, prices: object) -> None:

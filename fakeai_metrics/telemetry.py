@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import validation as v
 from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, Owner, owned_by
-from .budgets import BudgetStore, open_store
+from .budgets import BudgetStore
 from .cost import CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
@@ -23,6 +23,7 @@ from .latency_slo import SLOSource, resolve
 from .limits import limits_for
 from .models import ModelMetricsTracker
 from .pricing import Price, PriceTable, as_price_table
+from .stores import open_store
 from .streaming import StreamingMetricsTracker
 from .tracker import Buckets, Clock, check_namespace, check_parts
 
