@@ -145,16 +145,36 @@ class MetricsTracker(Tracker):
                 and 0 <= count <= v.MAX_TOKENS):
             v.label("endpoint", endpoint)
             v.tokens("count", count)
-        endpoint = self.limits.endpoint(endpoint)
+        self._count_tokens(self.limits.endpoint(endpoint), count)
+
+    def _count_tokens(self, endpoint: str, count: int) -> None:
+        """``track_tokens`` with a checked count and a resolved endpoint label."""
         now = self._clock()
-        value = float(count)
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            slot = self._slot("tokens", endpoint, now)
-            slot.events += 1
-            slot.values.add(bisect_left(_PLAIN_GRID, value), value)
-            self._tokens.inc((endpoint,), count)
+            self._tokens_event(endpoint, now, count)
+        finally:
+            lock.release()
+
+    def _tokens_event(self, endpoint: str, now: float, count: int) -> None:
+        value = float(count)
+        slot = self._slot("tokens", endpoint, now)
+        slot.events += 1
+        slot.values.add(bisect_left(_PLAIN_GRID, value), value)
+        self._tokens.inc((endpoint,), count)
+
+    def _record_request(self, endpoint: str, latency: float, tokens: int) -> None:
+        """A finished request as ``track_request``, ``track_response`` and ``track_tokens``
+        record it, under one lock and one clock read: ``Telemetry``'s path, which has checked
+        the values and resolved the endpoint label."""
+        now = self._clock()
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._event("requests", self._requests, endpoint, now)
+            self._response(endpoint, now, latency)
+            self._tokens_event(endpoint, now, tokens)
         finally:
             lock.release()
 

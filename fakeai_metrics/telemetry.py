@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from . import validation as v
 from .catalog import CATALOG, DEFAULT_NAMESPACE, owned_by
 from .budgets import BudgetStore, open_store
-from .cost import CostTracker
+from .cost import ANONYMOUS, BATCH_ENDPOINT, CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
 from .goodput import GoodputStatus, GoodputTracker, check_window
@@ -127,24 +127,49 @@ class Telemetry:
     def record_request(self, *, endpoint: str, model: str, latency_s: float,
                        prompt_tokens: int = 0, completion_tokens: int = 0,
                        cached_tokens: int = 0, api_key: str | None = None) -> float:
-        """A successful non-streamed request; returns its cost."""
-        _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens, api_key)
-        v.seconds("latency_s", latency_s)
-        endpoint = scrub_path(endpoint, api_key)
-        self.limits.begin_request()
+        """A successful non-streamed request; returns its cost.
+
+        Checked once, here: the common case by a few type and range tests, anything else by
+        the full checks (which raise what they always did, or accept and convert). The
+        trackers then get checked values and resolved labels through their internal paths.
+        """
+        if not (type(endpoint) is str and endpoint and endpoint.isascii()
+                and type(model) is str and model and model.isascii()
+                and type(prompt_tokens) is int and type(completion_tokens) is int
+                and type(cached_tokens) is int and 0 <= cached_tokens <= prompt_tokens
+                and 0 <= completion_tokens and prompt_tokens + completion_tokens <= v.MAX_TOKENS
+                and type(latency_s) is float and 0.0 <= latency_s <= v.MAX_SECONDS
+                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())):
+            _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens,
+                         api_key)
+            latency_s = v.seconds("latency_s", latency_s)
+        if api_key is not None and api_key in endpoint:
+            endpoint = scrub_path(endpoint, api_key)
+        limits = self.limits
+        limits.begin_request()
         try:
-            self.metrics.track_request(endpoint)
-            self.metrics.track_response(endpoint, latency_s)
-            self.metrics.track_tokens(endpoint, prompt_tokens + completion_tokens)
-            self.models.track_request(model, endpoint, prompt_tokens, completion_tokens,
-                                      latency_s * 1000.0, user=api_key,
-                                      cached_tokens=cached_tokens)
-            self.errors.record_success(endpoint, model)
+            label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            self.metrics._record_request(label, latency_s, prompt_tokens + completion_tokens)
+            self.models._record(model, model_label, label, prompt_tokens, completion_tokens,
+                                latency_s * 1000.0, api_key and kid, False, cached_tokens)
+            self.errors._record_success(label, model_label)
             self.goodput.record(model, endpoint, True, latency_s)
-            return self.cost.record_usage(api_key, model, endpoint, prompt_tokens,
-                                          completion_tokens, cached_tokens)
+            return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
+                                           prompt_tokens, completion_tokens, cached_tokens)
         finally:
-            self.limits.end_request()
+            limits.end_request()
+
+    def _labels(self, endpoint: str, model: str,
+                api_key: str | None) -> tuple[str, str, str, str]:
+        """A checked request's endpoint and model labels, its key's id and the key's label
+        (``anonymous`` for both without a key), resolved once for every tracker; call between
+        ``limits.begin_request`` and ``end_request``."""
+        limits = self.limits
+        label, model_label = limits.endpoint(endpoint), limits.model(model)
+        if api_key is None:
+            return label, model_label, ANONYMOUS, ANONYMOUS
+        kid = self.key_ids(api_key)
+        return label, model_label, kid, limits.api_key(kid)
 
     def record_failure(self, *, endpoint: str, model: str | None, status_code: int,
                        error_type: str, message: str = "", latency_s: float | None = None,
@@ -222,31 +247,37 @@ class Telemetry:
             if route is None:
                 return 0.0
             prompt = route.prompt_tokens if prompt_tokens is None else prompt_tokens
-            _check_usage(route.endpoint, route.model, prompt, completion_tokens or 0,
-                         cached_tokens, route.api_key)
+            if not (cached_tokens <= prompt
+                    and prompt + (completion_tokens or 0) <= v.MAX_TOKENS):
+                # the route's labels were checked at start: only the counts' sums can fail
+                _check_usage(route.endpoint, route.model, prompt, completion_tokens or 0,
+                             cached_tokens, route.api_key)
             del self._stream_routes[stream_id]  # only the caller that removes it finishes it
-        self.limits.begin_request(route.folded)
+        limits = self.limits
+        limits.begin_request(route.folded)
         try:
             summary = self.streaming.complete_stream(stream_id, finish_reason)
             seen = summary.tokens if summary is not None else 0
             completion = seen if completion_tokens is None else completion_tokens
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
-            self.metrics.complete_stream(stream_id, tokens=seen,
-                                         ttft_s=summary.ttft_s if summary is not None else None)
-            self.metrics.track_tokens(endpoint, prompt + completion)
+            label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            metrics = self.metrics
+            metrics._finish(stream_id, "completed", seen,
+                            summary.ttft_s if summary is not None else None)
+            metrics._count_tokens(label, prompt + completion)
             if summary is not None:
-                self.models.track_request(model, endpoint, prompt, completion,
-                                          summary.duration_s * 1000.0, user=api_key,
-                                          cached_tokens=cached_tokens)
+                self.models._record(model, model_label, label, prompt, completion,
+                                    summary.duration_s * 1000.0, api_key and kid, False,
+                                    cached_tokens)
                 # A stream that sent no token: the client waited its whole duration for one.
                 ttft = summary.duration_s if summary.ttft_s is None else summary.ttft_s
                 self.goodput.record(model, endpoint, True, summary.duration_s, ttft,
                                     summary.tpot_s)
-            self.errors.record_success(endpoint, model)
-            return self.cost.record_usage(api_key, model, endpoint, prompt, completion,
-                                          cached_tokens)
+            self.errors._record_success(label, model_label)
+            return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
+                                           prompt, completion, cached_tokens)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def fail_stream(self, stream_id: str, *, status_code: int = 500,
                     error_type: str = "StreamError", message: str = "") -> float:
