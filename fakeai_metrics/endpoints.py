@@ -185,7 +185,10 @@ class MetricsTracker(Tracker):
         """An event that carries no value (a request, an error) for ``endpoint``."""
         if type(endpoint) is not str or not endpoint or not endpoint.isascii():
             v.label("endpoint", endpoint)
-        endpoint = self.limits.endpoint(endpoint)
+        self._count_label(kind, counter, self.limits.endpoint(endpoint))
+
+    def _count_label(self, kind: str, counter: Counter, endpoint: str) -> None:
+        """``_count`` with the endpoint label resolved."""
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -251,7 +254,10 @@ class MetricsTracker(Tracker):
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
         v.optional(v.non_negative, "started_at", started_at)
-        endpoint = self.limits.endpoint(endpoint)
+        return self._start_stream(stream_id, self.limits.endpoint(endpoint), started_at)
+
+    def _start_stream(self, stream_id: str, endpoint: str, started_at: float | None) -> bool:
+        """``start_stream`` with checked values and the endpoint label resolved."""
         now = self._clock()
         if started_at is not None:
             now = min(now, started_at)

@@ -6,6 +6,7 @@ so ``sum(fakeai_requests_total)`` equals the requests recorded however many trac
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
@@ -205,11 +206,21 @@ class Telemetry:
         arrival. A duplicate open id, or a stream beyond the streaming tracker's
         ``max_active_streams``, is ignored and counted as dropped; it is then not counted as a
         request either (memory stays bounded by the cap)."""
-        v.label("stream_id", stream_id)
-        _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
-        v.optional(v.non_negative, "started_at", started_at)
-        endpoint = scrub_path(endpoint, api_key)
-        folded = self.limits.begin_request()
+        if not (type(stream_id) is str and stream_id and stream_id.isascii()
+                and type(endpoint) is str and endpoint and endpoint.isascii()
+                and type(model) is str and model and model.isascii()
+                and type(prompt_tokens) is int and 0 <= prompt_tokens <= v.MAX_TOKENS
+                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())
+                and (started_at is None or type(started_at) is float
+                     and 0.0 <= started_at < math.inf)):
+            # not the common case: the full checks, in order, raise what they always did
+            v.label("stream_id", stream_id)
+            _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
+            v.optional(v.non_negative, "started_at", started_at)
+        if api_key is not None and api_key in endpoint:
+            endpoint = scrub_path(endpoint, api_key)
+        limits = self.limits
+        folded = limits.begin_request()
         try:
             with self._lock:
                 if stream_id in self._stream_routes:
@@ -220,10 +231,12 @@ class Telemetry:
                     return  # counted by the streaming tracker
                 self._stream_routes[stream_id] = _Route(endpoint, model, api_key,
                                                         prompt_tokens, folded)
-            self.metrics.track_request(endpoint)
-            self.metrics.start_stream(stream_id, endpoint, started_at=started_at)
+            metrics = self.metrics
+            label = limits.endpoint(endpoint)
+            metrics._count_label("requests", metrics._requests, label)
+            metrics._start_stream(stream_id, label, started_at)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def stream_token(self, stream_id: str, chunk_size_bytes: int | None = 0) -> None:
         """One token: one tracker call, one lock; the endpoint view learns the count at the end."""
