@@ -304,23 +304,25 @@ class Telemetry:
             if route is None:
                 return 0.0
             del self._stream_routes[stream_id]
-        self.limits.begin_request(route.folded)
+        limits = self.limits
+        limits.begin_request(route.folded)
         try:
             summary = self.streaming.fail_stream(stream_id,
                                                  self.key_ids.scrub(message, route.api_key))
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
+            label, model_label, kid, key = self._labels(endpoint, model, api_key)
             sent = summary.tokens if summary is not None else 0
-            self.metrics.fail_stream(stream_id)
+            self.metrics._finish(stream_id, "failed")
             if summary is not None:
-                self.models.track_request(model, endpoint, route.prompt_tokens, sent,
-                                          summary.duration_s * 1000.0, user=api_key,
-                                          error=True)
+                self.models._record(model, model_label, label, route.prompt_tokens, sent,
+                                    summary.duration_s * 1000.0, api_key and kid, True, 0)
                 self.goodput.record(model, endpoint, False, summary.duration_s)
             self.errors._record_error(endpoint, status_code, error_type, message, model,
                                       api_key, None, None)
-            return self.cost.record_usage(api_key, model, endpoint, route.prompt_tokens, sent)
+            return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
+                                           route.prompt_tokens, sent)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def _route(self, stream_id: str, event: str) -> _Route | None:
         """The open stream's route, or None (counted as dropped); call under the lock."""
