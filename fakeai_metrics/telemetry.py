@@ -251,10 +251,16 @@ class Telemetry:
         to the count given at start; a server that learns the usage from the final chunk passes
         them. An unknown id is ignored (counted as dropped).
         """
-        v.label("finish_reason", finish_reason)
-        v.optional(v.tokens, "completion_tokens", completion_tokens)
-        v.optional(v.tokens, "prompt_tokens", prompt_tokens)
-        v.tokens("cached_tokens", cached_tokens)
+        if not (type(finish_reason) is str and finish_reason and finish_reason.isascii()
+                and (completion_tokens is None or type(completion_tokens) is int
+                     and 0 <= completion_tokens <= v.MAX_TOKENS)
+                and (prompt_tokens is None or type(prompt_tokens) is int
+                     and 0 <= prompt_tokens <= v.MAX_TOKENS)
+                and type(cached_tokens) is int and 0 <= cached_tokens <= v.MAX_TOKENS):
+            v.label("finish_reason", finish_reason)
+            v.optional(v.tokens, "completion_tokens", completion_tokens)
+            v.optional(v.tokens, "prompt_tokens", prompt_tokens)
+            v.tokens("cached_tokens", cached_tokens)
         with self._lock:
             route = self._route(stream_id, "completed")
             if route is None:
@@ -269,7 +275,7 @@ class Telemetry:
         limits = self.limits
         limits.begin_request(route.folded)
         try:
-            summary = self.streaming.complete_stream(stream_id, finish_reason)
+            summary = self.streaming._finish(stream_id, "completed", finish_reason, None)
             seen = summary.tokens if summary is not None else 0
             completion = seen if completion_tokens is None else completion_tokens
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
