@@ -185,19 +185,22 @@ class Telemetry:
         v.optional(v.label, "api_key", api_key)
         v.optional(v.label, "request_id", request_id)
         endpoint = scrub_path(endpoint, api_key)
-        self.limits.begin_request()
+        limits = self.limits
+        limits.begin_request()
         try:
             self.errors._record_error(endpoint, status_code, error_type, message, model,
                                       api_key, request_id, None)
-            self.metrics.track_request(endpoint)
-            self.metrics.track_error(endpoint)
+            metrics = self.metrics
+            label = limits.endpoint(endpoint)
+            metrics._count_label("requests", metrics._requests, label)
+            metrics._count_label("errors", metrics._errors, label)
             if model is not None:
-                self.models.track_request(model, endpoint, 0, 0,
-                                          None if latency_s is None else latency_s * 1000.0,
-                                          user=api_key, error=True)
+                self.models._record(model, limits.model(model), label, 0, 0,
+                                    None if latency_s is None else latency_s * 1000.0,
+                                    None if api_key is None else self.key_ids(api_key), True, 0)
             self.goodput.record(model, endpoint, False, latency_s or 0.0)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def start_stream(self, stream_id: str, *, endpoint: str, model: str,
                      prompt_tokens: int = 0, api_key: str | None = None,
