@@ -158,6 +158,7 @@ class MetricsTracker(Tracker):
             lock.release()
 
     def _tokens_event(self, endpoint: str, now: float, count: int) -> None:
+        """A call that carried ``count`` tokens; call under the lock."""
         value = float(count)
         slot = self._slot("tokens", endpoint, now)
         slot.events += 1

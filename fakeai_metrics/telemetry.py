@@ -2,6 +2,9 @@
 
 A finished request and a stream's lifecycle each fan out to the trackers that own their numbers,
 so ``sum(fakeai_requests_total)`` equals the requests recorded however many trackers see them.
+Each path checks its request once, resolves its labels once (the endpoint and model after the
+cardinality caps, the key's id) and records through the trackers' internal methods, which check
+nothing again: the public tracker calls check and then run those same methods.
 """
 
 from __future__ import annotations
