@@ -271,8 +271,16 @@ class CostTracker(Tracker):
         key = kid if api_key is None else self.limits.api_key(kid)
         if api_key is not None and api_key in endpoint:
             endpoint = scrub_path(endpoint, api_key)
-        raw_endpoint = endpoint
-        endpoint = self.limits.endpoint(endpoint)
+        return self._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT,
+                                  self.limits.endpoint(endpoint), prompt_tokens,
+                                  completion_tokens, cached_tokens, media)
+
+    def _record_usage(self, kid: str, key: str, model: str, batch: bool, endpoint: str,
+                      prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+                      media: tuple[float, bool] | None = None) -> float:
+        """``record_usage`` with checked values: ``kid`` the key's id (``anonymous`` without
+        a key), ``key`` its label, ``model`` the name as given (it is priced), ``batch`` whether
+        the request came through the batch endpoint, ``endpoint`` the resolved label."""
         route = self._routes.get(model) or self._route(model)
         price = route.price
         if media is None:
@@ -303,7 +311,7 @@ class CostTracker(Tracker):
             if cached_tokens:
                 usage.cache_regular += cached_tokens * price.input / 1_000_000
                 usage.cache_cost += cached_tokens * route.cached_rate / 1_000_000
-            if raw_endpoint == BATCH_ENDPOINT:
+            if batch:
                 usage.batch_requests += 1
                 usage.batch_completion += completion_tokens
                 usage.batch_cost += cost

@@ -145,16 +145,37 @@ class MetricsTracker(Tracker):
                 and 0 <= count <= v.MAX_TOKENS):
             v.label("endpoint", endpoint)
             v.tokens("count", count)
-        endpoint = self.limits.endpoint(endpoint)
+        self._count_tokens(self.limits.endpoint(endpoint), count)
+
+    def _count_tokens(self, endpoint: str, count: int) -> None:
+        """``track_tokens`` with a checked count and a resolved endpoint label."""
         now = self._clock()
-        value = float(count)
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            slot = self._slot("tokens", endpoint, now)
-            slot.events += 1
-            slot.values.add(bisect_left(_PLAIN_GRID, value), value)
-            self._tokens.inc((endpoint,), count)
+            self._tokens_event(endpoint, now, count)
+        finally:
+            lock.release()
+
+    def _tokens_event(self, endpoint: str, now: float, count: int) -> None:
+        """A call that carried ``count`` tokens; call under the lock."""
+        value = float(count)
+        slot = self._slot("tokens", endpoint, now)
+        slot.events += 1
+        slot.values.add(bisect_left(_PLAIN_GRID, value), value)
+        self._tokens.inc((endpoint,), count)
+
+    def _record_request(self, endpoint: str, latency: float, tokens: int) -> None:
+        """A finished request as ``track_request``, ``track_response`` and ``track_tokens``
+        record it, under one lock and one clock read: ``Telemetry``'s path, which has checked
+        the values and resolved the endpoint label."""
+        now = self._clock()
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._event("requests", self._requests, endpoint, now)
+            self._response(endpoint, now, latency)
+            self._tokens_event(endpoint, now, tokens)
         finally:
             lock.release()
 
@@ -165,7 +186,10 @@ class MetricsTracker(Tracker):
         """An event that carries no value (a request, an error) for ``endpoint``."""
         if type(endpoint) is not str or not endpoint or not endpoint.isascii():
             v.label("endpoint", endpoint)
-        endpoint = self.limits.endpoint(endpoint)
+        self._count_label(kind, counter, self.limits.endpoint(endpoint))
+
+    def _count_label(self, kind: str, counter: Counter, endpoint: str) -> None:
+        """``_count`` with the endpoint label resolved."""
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -231,7 +255,10 @@ class MetricsTracker(Tracker):
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
         v.optional(v.non_negative, "started_at", started_at)
-        endpoint = self.limits.endpoint(endpoint)
+        return self._start_stream(stream_id, self.limits.endpoint(endpoint), started_at)
+
+    def _start_stream(self, stream_id: str, endpoint: str, started_at: float | None) -> bool:
+        """``start_stream`` with checked values and the endpoint label resolved."""
         now = self._clock()
         if started_at is not None:
             now = min(now, started_at)

@@ -200,7 +200,11 @@ class ErrorMetricsTracker(Tracker):
             v.label("endpoint", endpoint)
             model = UNKNOWN_MODEL if model is None else v.label("model", model)
         limits = self.limits
-        key = (limits.endpoint(endpoint), limits.model(model), c.SUCCESS)
+        self._record_success(limits.endpoint(endpoint), limits.model(model))
+
+    def _record_success(self, endpoint: str, model: str) -> None:
+        """``record_success`` with the endpoint and model labels already resolved."""
+        key = (endpoint, model, c.SUCCESS)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker

@@ -206,11 +206,20 @@ class ModelMetricsTracker(Tracker):
         user_id = self.key_ids(user, "user") if user is not None else None
         if user is not None and user in endpoint:
             endpoint = scrub_path(endpoint, user)
-        cost = self._price(model).cost(prompt_tokens, completion_tokens, cached_tokens)
         limits = self.limits
-        model, endpoint = limits.model(model), limits.endpoint(endpoint)
+        label = limits.model(model)
         if error_type is not None:
             error_type = limits.error_type(error_type)
+        self._record(model, label, limits.endpoint(endpoint), prompt_tokens, completion_tokens,
+                     latency_ms, user_id, error, cached_tokens, error_type)
+
+    def _record(self, priced_model: str, model: str, endpoint: str, prompt_tokens: int,
+                completion_tokens: int, latency_ms: float | None, user_id: str | None,
+                error: bool, cached_tokens: int, error_type: str | None = None) -> None:
+        """``track_request`` with checked values: ``priced_model`` is the name as given (it is
+        priced), ``model``, ``endpoint`` and ``error_type`` the resolved labels, ``user_id``
+        the user's id."""
+        cost = self._price(priced_model).cost(prompt_tokens, completion_tokens, cached_tokens)
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker

@@ -2,10 +2,14 @@
 
 A finished request and a stream's lifecycle each fan out to the trackers that own their numbers,
 so ``sum(fakeai_requests_total)`` equals the requests recorded however many trackers see them.
+Each path checks its request once, resolves its labels once (the endpoint and model after the
+cardinality caps, the key's id) and records through the trackers' internal methods, which check
+nothing again: the public tracker calls check and then run those same methods.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
@@ -14,7 +18,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from . import validation as v
 from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, Owner, owned_by
 from .budgets import BudgetStore
-from .cost import CostTracker
+from .cost import ANONYMOUS, BATCH_ENDPOINT, CostTracker
 from .endpoints import MetricsTracker
 from .errors import ErrorMetricsTracker
 from .goodput import GoodputStatus, GoodputTracker, check_window
@@ -129,24 +133,49 @@ class Telemetry:
     def record_request(self, *, endpoint: str, model: str, latency_s: float,
                        prompt_tokens: int = 0, completion_tokens: int = 0,
                        cached_tokens: int = 0, api_key: str | None = None) -> float:
-        """A successful non-streamed request; returns its cost."""
-        _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens, api_key)
-        v.seconds("latency_s", latency_s)
-        endpoint = scrub_path(endpoint, api_key)
-        self.limits.begin_request()
+        """A successful non-streamed request; returns its cost.
+
+        Checked once, here: the common case by a few type and range tests, anything else by
+        the full checks (which raise what they always did, or accept and convert). The
+        trackers then get checked values and resolved labels through their internal paths.
+        """
+        if not (type(endpoint) is str and endpoint and endpoint.isascii()
+                and type(model) is str and model and model.isascii()
+                and type(prompt_tokens) is int and type(completion_tokens) is int
+                and type(cached_tokens) is int and 0 <= cached_tokens <= prompt_tokens
+                and 0 <= completion_tokens and prompt_tokens + completion_tokens <= v.MAX_TOKENS
+                and type(latency_s) is float and 0.0 <= latency_s <= v.MAX_SECONDS
+                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())):
+            _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens,
+                         api_key)
+            latency_s = v.seconds("latency_s", latency_s)
+        if api_key is not None and api_key in endpoint:
+            endpoint = scrub_path(endpoint, api_key)
+        limits = self.limits
+        limits.begin_request()
         try:
-            self.metrics.track_request(endpoint)
-            self.metrics.track_response(endpoint, latency_s)
-            self.metrics.track_tokens(endpoint, prompt_tokens + completion_tokens)
-            self.models.track_request(model, endpoint, prompt_tokens, completion_tokens,
-                                      latency_s * 1000.0, user=api_key,
-                                      cached_tokens=cached_tokens)
-            self.errors.record_success(endpoint, model)
+            label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            self.metrics._record_request(label, latency_s, prompt_tokens + completion_tokens)
+            self.models._record(model, model_label, label, prompt_tokens, completion_tokens,
+                                latency_s * 1000.0, api_key and kid, False, cached_tokens)
+            self.errors._record_success(label, model_label)
             self.goodput.record(model, endpoint, True, latency_s)
-            return self.cost.record_usage(api_key, model, endpoint, prompt_tokens,
-                                          completion_tokens, cached_tokens)
+            return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
+                                           prompt_tokens, completion_tokens, cached_tokens)
         finally:
-            self.limits.end_request()
+            limits.end_request()
+
+    def _labels(self, endpoint: str, model: str,
+                api_key: str | None) -> tuple[str, str, str, str]:
+        """A checked request's endpoint and model labels, its key's id and the key's label
+        (``anonymous`` for both without a key), resolved once for every tracker; call between
+        ``limits.begin_request`` and ``end_request``."""
+        limits = self.limits
+        label, model_label = limits.endpoint(endpoint), limits.model(model)
+        if api_key is None:
+            return label, model_label, ANONYMOUS, ANONYMOUS
+        kid = self.key_ids(api_key)
+        return label, model_label, kid, limits.api_key(kid)
 
     def record_failure(self, *, endpoint: str, model: str | None, status_code: int,
                        error_type: str, message: str = "", latency_s: float | None = None,
@@ -161,19 +190,23 @@ class Telemetry:
         v.optional(v.label, "api_key", api_key)
         v.optional(v.label, "request_id", request_id)
         endpoint = scrub_path(endpoint, api_key)
-        self.limits.begin_request()
+        limits = self.limits
+        limits.begin_request()
         try:
             self.errors._record_error(endpoint, status_code, error_type, message, model,
                                       api_key, request_id, None)
-            self.metrics.track_request(endpoint)
-            self.metrics.track_error(endpoint)
+            metrics = self.metrics
+            label = limits.endpoint(endpoint)
+            metrics._count_label("requests", metrics._requests, label)
+            metrics._count_label("errors", metrics._errors, label)
             if model is not None:
-                self.models.track_request(model, endpoint, 0, 0,
-                                          None if latency_s is None else latency_s * 1000.0,
-                                          user=api_key, error=True, error_type=error_type)
+                self.models._record(model, limits.model(model), label, 0, 0,
+                                    None if latency_s is None else latency_s * 1000.0,
+                                    None if api_key is None else self.key_ids(api_key), True, 0,
+                                    limits.error_type(error_type))
             self.goodput.record(model, endpoint, False, latency_s or 0.0)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def start_stream(self, stream_id: str, *, endpoint: str, model: str,
                      prompt_tokens: int = 0, api_key: str | None = None,
@@ -182,11 +215,21 @@ class Telemetry:
         arrival. A duplicate open id, or a stream beyond the streaming tracker's
         ``max_active_streams``, is ignored and counted as dropped; it is then not counted as a
         request either (memory stays bounded by the cap)."""
-        v.label("stream_id", stream_id)
-        _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
-        v.optional(v.non_negative, "started_at", started_at)
-        endpoint = scrub_path(endpoint, api_key)
-        folded = self.limits.begin_request()
+        if not (type(stream_id) is str and stream_id and stream_id.isascii()
+                and type(endpoint) is str and endpoint and endpoint.isascii()
+                and type(model) is str and model and model.isascii()
+                and type(prompt_tokens) is int and 0 <= prompt_tokens <= v.MAX_TOKENS
+                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())
+                and (started_at is None or type(started_at) is float
+                     and 0.0 <= started_at < math.inf)):
+            # not the common case: the full checks, in order, raise what they always did
+            v.label("stream_id", stream_id)
+            _check_usage(endpoint, model, prompt_tokens, 0, 0, api_key)
+            v.optional(v.non_negative, "started_at", started_at)
+        if api_key is not None and api_key in endpoint:
+            endpoint = scrub_path(endpoint, api_key)
+        limits = self.limits
+        folded = limits.begin_request()
         try:
             with self._lock:
                 if stream_id in self._stream_routes:
@@ -197,10 +240,12 @@ class Telemetry:
                     return  # counted by the streaming tracker
                 self._stream_routes[stream_id] = _Route(endpoint, model, api_key,
                                                         prompt_tokens, folded)
-            self.metrics.track_request(endpoint)
-            self.metrics.start_stream(stream_id, endpoint, started_at=started_at)
+            metrics = self.metrics
+            label = limits.endpoint(endpoint)
+            metrics._count_label("requests", metrics._requests, label)
+            metrics._start_stream(stream_id, label, started_at)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def stream_token(self, stream_id: str, chunk_size_bytes: int | None = 0) -> None:
         """One token: one tracker call, one lock; the endpoint view learns the count at the end."""
@@ -215,40 +260,52 @@ class Telemetry:
         to the count given at start; a server that learns the usage from the final chunk passes
         them. An unknown id is ignored (counted as dropped).
         """
-        v.label("finish_reason", finish_reason)
-        v.optional(v.tokens, "completion_tokens", completion_tokens)
-        v.optional(v.tokens, "prompt_tokens", prompt_tokens)
-        v.tokens("cached_tokens", cached_tokens)
+        if not (type(finish_reason) is str and finish_reason and finish_reason.isascii()
+                and (completion_tokens is None or type(completion_tokens) is int
+                     and 0 <= completion_tokens <= v.MAX_TOKENS)
+                and (prompt_tokens is None or type(prompt_tokens) is int
+                     and 0 <= prompt_tokens <= v.MAX_TOKENS)
+                and type(cached_tokens) is int and 0 <= cached_tokens <= v.MAX_TOKENS):
+            v.label("finish_reason", finish_reason)
+            v.optional(v.tokens, "completion_tokens", completion_tokens)
+            v.optional(v.tokens, "prompt_tokens", prompt_tokens)
+            v.tokens("cached_tokens", cached_tokens)
         with self._lock:
             route = self._route(stream_id, COMPLETED)
             if route is None:
                 return 0.0
             prompt = route.prompt_tokens if prompt_tokens is None else prompt_tokens
-            _check_usage(route.endpoint, route.model, prompt, completion_tokens or 0,
-                         cached_tokens, route.api_key)
+            if not (cached_tokens <= prompt
+                    and prompt + (completion_tokens or 0) <= v.MAX_TOKENS):
+                # the route's labels were checked at start: only the counts' sums can fail
+                _check_usage(route.endpoint, route.model, prompt, completion_tokens or 0,
+                             cached_tokens, route.api_key)
             del self._stream_routes[stream_id]  # only the caller that removes it finishes it
-        self.limits.begin_request(route.folded)
+        limits = self.limits
+        limits.begin_request(route.folded)
         try:
-            summary = self.streaming.complete_stream(stream_id, finish_reason)
+            summary = self.streaming._finish(stream_id, COMPLETED, finish_reason, None)
             seen = summary.tokens if summary is not None else 0
             completion = seen if completion_tokens is None else completion_tokens
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
-            self.metrics.complete_stream(stream_id, tokens=seen,
-                                         ttft_s=summary.ttft_s if summary is not None else None)
-            self.metrics.track_tokens(endpoint, prompt + completion)
+            label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            metrics = self.metrics
+            metrics._finish(stream_id, COMPLETED, seen,
+                            summary.ttft_s if summary is not None else None)
+            metrics._count_tokens(label, prompt + completion)
             if summary is not None:
-                self.models.track_request(model, endpoint, prompt, completion,
-                                          summary.duration_s * 1000.0, user=api_key,
-                                          cached_tokens=cached_tokens)
+                self.models._record(model, model_label, label, prompt, completion,
+                                    summary.duration_s * 1000.0, api_key and kid, False,
+                                    cached_tokens)
                 # A stream that sent no token: the client waited its whole duration for one.
                 ttft = summary.duration_s if summary.ttft_s is None else summary.ttft_s
                 self.goodput.record(model, endpoint, True, summary.duration_s, ttft,
                                     summary.tpot_s)
-            self.errors.record_success(endpoint, model)
-            return self.cost.record_usage(api_key, model, endpoint, prompt, completion,
-                                          cached_tokens)
+            self.errors._record_success(label, model_label)
+            return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
+                                           prompt, completion, cached_tokens)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def fail_stream(self, stream_id: str, *, status_code: int = 500,
                     error_type: str = "StreamError", message: str = "") -> float:
@@ -262,23 +319,26 @@ class Telemetry:
             if route is None:
                 return 0.0
             del self._stream_routes[stream_id]
-        self.limits.begin_request(route.folded)
+        limits = self.limits
+        limits.begin_request(route.folded)
         try:
             summary = self.streaming.fail_stream(stream_id,
                                                  self.key_ids.scrub(message, route.api_key))
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
+            label, model_label, kid, key = self._labels(endpoint, model, api_key)
             sent = summary.tokens if summary is not None else 0
-            self.metrics.fail_stream(stream_id)
+            self.metrics._finish(stream_id, FAILED)
             if summary is not None:
-                self.models.track_request(model, endpoint, route.prompt_tokens, sent,
-                                          summary.duration_s * 1000.0, user=api_key,
-                                          error=True, error_type=error_type)
+                self.models._record(model, model_label, label, route.prompt_tokens, sent,
+                                    summary.duration_s * 1000.0, api_key and kid, True, 0,
+                                    limits.error_type(error_type))
                 self.goodput.record(model, endpoint, False, summary.duration_s)
             self.errors._record_error(endpoint, status_code, error_type, message, model,
                                       api_key, None, None)
-            return self.cost.record_usage(api_key, model, endpoint, route.prompt_tokens, sent)
+            return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
+                                           route.prompt_tokens, sent)
         finally:
-            self.limits.end_request()
+            limits.end_request()
 
     def _route(self, stream_id: str, event: str) -> _Route | None:
         """The open stream's route, or None (counted as dropped); call under the lock."""
