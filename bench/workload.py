@@ -50,6 +50,7 @@ from fakeai_metrics import (
     catalog as c,
     hash_key,
 )
+from fakeai_metrics.budgets import STORE_OPERATIONS
 from fakeai_metrics.pricing import PriceTable
 from fakeai_metrics.slo import burn_rate
 
@@ -242,6 +243,8 @@ class Floor:
         self.m = m
         for kind in ("model", "endpoint", "api_key", "error_type"):  # LabelLimits' zero series
             m[c.LABEL_OVERFLOW.name].labels(kind)
+        for operation in STORE_OPERATIONS:  # CostTracker's zero series of store failures
+            m[c.BUDGET_STORE_ERRORS.name].labels(operation)
 
         def children(labels: Callable[[Any], Any], values: tuple[str, ...]) -> dict:
             return _OnFirstUse(labels) if lazy else {x: labels(x) for x in values}
