@@ -23,7 +23,8 @@ import time
 from typing import Callable
 
 from fakeai_metrics import ErrorMetricsTracker
-from fakeai_metrics.errors import _normalize_stored, scrub_credentials
+from fakeai_metrics.errors import _normalize_stored
+from fakeai_metrics.keys import scrub_credentials
 
 SIZES = (10_000, 100_000, 1_000_000)
 #: runs a failed match used to rescan (the old e-mail pattern on "a@a@…" / "aaaa…"), and text

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import catalog as c
 from . import validation as v
-from .keys import KeyIds, scrub_path
+from .keys import KeyIds, clip_message, scrub_path
 from .slo import SLOStatus, burn_rate
 from .tracker import Tracker, _make
 from .windows import Ring
@@ -31,20 +31,9 @@ from .windows import Ring
 UNKNOWN_MODEL = c.UNKNOWN_MODEL
 _SLOT_SECONDS = 10.0
 
-#: Longest error message kept (records keep it whole, patterns a 200-character prefix). Longer
-#: messages are clipped before any pattern runs, so a megabyte ``str(exc)`` costs a slice.
-MAX_MESSAGE = 1000
 _MAX_PATTERN = 200
-#: Credentials of known shapes, replaced in every stored message whether or not the key was
-#: passed as ``api_key``: OpenAI-style keys, an ``Authorization`` value, ``api key: <value>``.
-_CREDENTIALS = [(re.compile(p, re.I), token) for p, token in [
-    (r"\b(?:sk|pk|rk)-[\w-]{3,}", "<KEY>"),
-    (r"\b(bearer|basic)\s+\S+", r"\1 <KEY>"),
-    (r"\b(api[ _-]?key|x-api-key|access[ _-]?token|secret|password)"
-     r"((?:\s+provided)?\s*[:=]\s*[\"']?)[^\s\"',;]+", r"\1\2<KEY>"),
-]]
 # Each pattern can start only at the start of the run it matches (a lookbehind or \b), so a
-# failed attempt costs that run once: linear in the message (bench/bench_errors.py).
+# failed attempt costs that run once: linear in the message (bench/bench_messages.py).
 _NORMALISERS = [(re.compile(p, flags), token) for p, flags, token in [
     (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I, "<UUID>"),
     (r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+", 0, "<EMAIL>"),
@@ -53,21 +42,6 @@ _NORMALISERS = [(re.compile(p, flags), token) for p, flags, token in [
     (r"\b0x[0-9a-f]+\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b", re.I, "<HEX>"),
     (r"\d+(?:\.\d+)?", 0, "<NUM>"),
 ]]
-
-
-def scrub_credentials(message: str) -> str:
-    """``message`` with credentials of known shapes replaced by ``<KEY>``."""
-    for pattern, token in _CREDENTIALS:
-        message = pattern.sub(token, message)
-    return message
-
-
-def clip_message(message: str) -> str:
-    """The stored form of a message: clipped to ``MAX_MESSAGE`` characters, credentials scrubbed.
-
-    It is scrubbed a little past the clip, so a credential cut by the clip is still replaced.
-    """
-    return scrub_credentials(message[:MAX_MESSAGE + 256])[:MAX_MESSAGE]
 
 
 def normalize_message(message: str) -> str:
@@ -227,7 +201,7 @@ class ErrorMetricsTracker(Tracker):
                      user_id: str | None = None, stack_trace: str | None = None) -> None:
         """One failed request: counted as a request and as an error, grouped into a pattern.
 
-        The stored message is clipped to ``MAX_MESSAGE`` characters, with the raw ``api_key``
+        The stored message is clipped to ``keys.MAX_MESSAGE`` characters, with the raw ``api_key``
         and ``user_id`` replaced by their ids and credentials of known shapes by ``<KEY>``.
         ``stack_trace`` is checked and not kept (FakeAI's argument).
         """

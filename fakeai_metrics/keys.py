@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 
 from . import validation as v
 
@@ -102,3 +103,31 @@ def scrub_path(path: str, *keys: str | None) -> str:
                             seg.replace(key, KEY_SEGMENT) if inner else seg
                             for seg in path.split("/"))
     return path
+
+
+#: Longest error message kept (error records and finished streams keep it whole). Longer
+#: messages are clipped before any pattern runs, so a megabyte ``str(exc)`` costs a slice.
+MAX_MESSAGE = 1000
+#: Credentials of known shapes, replaced in every stored message whether or not the key was
+#: passed as ``api_key``: OpenAI-style keys, an ``Authorization`` value, ``api key: <value>``.
+_CREDENTIALS = [(re.compile(p, re.I), token) for p, token in [
+    (r"\b(?:sk|pk|rk)-[\w-]{3,}", "<KEY>"),
+    (r"\b(bearer|basic)\s+\S+", r"\1 <KEY>"),
+    (r"\b(api[ _-]?key|x-api-key|access[ _-]?token|secret|password)"
+     r"((?:\s+provided)?\s*[:=]\s*[\"']?)[^\s\"',;]+", r"\1\2<KEY>"),
+]]
+
+
+def scrub_credentials(message: str) -> str:
+    """``message`` with credentials of known shapes replaced by ``<KEY>``."""
+    for pattern, token in _CREDENTIALS:
+        message = pattern.sub(token, message)
+    return message
+
+
+def clip_message(message: str) -> str:
+    """The stored form of a message: clipped to ``MAX_MESSAGE`` characters, credentials scrubbed.
+
+    It is scrubbed a little past the clip, so a credential cut by the clip is still replaced.
+    """
+    return scrub_credentials(message[:MAX_MESSAGE + 256])[:MAX_MESSAGE]

@@ -11,10 +11,10 @@ import json
 import re
 from typing import Any, NamedTuple
 
+from .keys import MAX_MESSAGE
 from .validation import MAX_TOKENS, encodable
 
 MAX_LABEL = 200  # longer model names / error types are not label values, they are junk
-_MAX_MESSAGE = 1000
 _DECODER = json.JSONDecoder()
 
 
@@ -125,4 +125,4 @@ def trailing_usage(tail: bytes) -> Any:
 
 
 def clip(text: str) -> str:
-    return text[:_MAX_MESSAGE]
+    return text[:MAX_MESSAGE]

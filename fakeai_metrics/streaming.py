@@ -25,13 +25,12 @@ from typing import Any, NamedTuple
 from . import catalog as c
 from . import validation as v
 from .instruments import Distribution, Histogram
+from .keys import clip_message
 from .multiprocess import MirroredHistogram
 from .streams import OpenStream
 from .tracker import Tracker
 
 log = logging.getLogger(__name__)
-#: Longest error message kept with a finished stream.
-_MAX_MESSAGE = 1000
 
 
 #: A finished stream kept for ``get_stream_details``: (stream, end, outcome, finish_reason,
@@ -278,7 +277,7 @@ class StreamingMetricsTracker(Tracker):
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:
         error_message = v.text("error_message", error_message)
-        return self._finish(stream_id, c.FAILED, None, error_message[:_MAX_MESSAGE])
+        return self._finish(stream_id, c.FAILED, None, clip_message(error_message))
 
     def _finish(self, stream_id: str, outcome: str, finish_reason: str | None,
                 error_message: str | None) -> StreamSummary | None:

@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import uvicorn_server
 from fakeai_metrics import InvalidMetricInput, KeyIds, Telemetry, hash_key
 from fakeai_metrics.demo import build_app
-from fakeai_metrics.errors import MAX_MESSAGE, normalize_message
-from fakeai_metrics.keys import SECRET_ENV
+from fakeai_metrics.errors import normalize_message
+from fakeai_metrics.keys import MAX_MESSAGE, SECRET_ENV
 from fakeai_metrics.testing import ManualClock, metric_value
 from test_argument_matrix import VALID, _owners
 
@@ -167,6 +167,18 @@ def test_keys_are_scrubbed_from_stored_messages(telemetry, message, passed):
               if s and (s in repr(record) or s in repr(pattern))]
     assert not leaked, (record, pattern)
     assert record.error_message  # scrubbed, not dropped
+
+
+def test_a_failed_streams_kept_message_is_scrubbed(telemetry):
+    """``get_stream_details`` keeps a failed stream's message: scrubbed like an error record's."""
+    telemetry.start_stream("s", endpoint=EP, model=MODEL, api_key=KEY)
+    telemetry.fail_stream("s", message=f"upstream {KEY}: Authorization: Bearer tok_9f8e7d6c5b4a3")
+    telemetry.streaming.start_stream("direct", MODEL)
+    telemetry.streaming.fail_stream("direct", "Incorrect API key provided: sk-proj-AbC123xyz987")
+    for stream_id in ("s", "direct"):
+        kept = repr(telemetry.streaming.get_stream_details(stream_id))
+        assert "<KEY>" in kept
+        assert not [x for x in (KEY, "tok_9f8e7d6c5b4a3", "sk-proj-AbC123xyz987") if x in kept]
 
 
 def test_keyed_ids_come_from_the_secret_and_agree_across_processes(monkeypatch):
