@@ -192,8 +192,7 @@ class ErrorMetricsTracker(Tracker):
         """FakeAI's call, checked and otherwise ignored: ``record_success`` and ``record_error``
         count each request once (FakeAI counts it a second time here)."""
         v.label("endpoint", endpoint)
-        if model is not None:
-            v.label("model", model)
+        v.optional(v.label, "model", model)
 
     def record_error(self, endpoint: str, status_code: int, error_type: str,
                      error_message: str = "", model: str | None = None,

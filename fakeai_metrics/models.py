@@ -201,8 +201,7 @@ class ModelMetricsTracker(Tracker):
                 and type(error) is bool):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms, cached_tokens, error)
-        if error_type is not None:
-            v.label("error_type", error_type)
+        v.optional(v.label, "error_type", error_type)
         user_id = self.key_ids(user, "user") if user is not None else None
         if user is not None and user in endpoint:
             endpoint = scrub_path(endpoint, user)
