@@ -44,7 +44,7 @@ from prometheus_client import CollectorRegistry
 
 from bench_core import Report
 from fakeai_metrics import Telemetry
-from fakeai_metrics.asgi import FakeAIMetricsMiddleware
+from fakeai_metrics.asgi.middleware import FakeAIMetricsMiddleware
 
 TARGET_CHUNK_US = 4.0
 TARGET_PLAIN_US = 20.0

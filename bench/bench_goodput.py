@@ -29,7 +29,7 @@ from typing import Callable
 from prometheus_client import CollectorRegistry
 
 from fakeai_metrics import LatencySLO, Telemetry
-from fakeai_metrics.goodput import GoodputTracker
+from fakeai_metrics.goodput_tracker import GoodputTracker
 
 TARGET_US_PER_SLO = 1.0
 EP = "/v1/chat/completions"

@@ -56,7 +56,7 @@ def build_app(side: str) -> Any:
 
     if side == "ours":
         from fakeai_metrics import Telemetry
-        from fakeai_metrics.asgi import FakeAIMetricsMiddleware
+        from fakeai_metrics.asgi.middleware import FakeAIMetricsMiddleware
         app.add_middleware(FakeAIMetricsMiddleware, telemetry=Telemetry())
     elif side == "instrumentator":
         from prometheus_fastapi_instrumentator import Instrumentator

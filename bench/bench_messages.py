@@ -23,7 +23,7 @@ import time
 from typing import Callable
 
 from fakeai_metrics import ErrorMetricsTracker
-from fakeai_metrics.errors import _normalize_stored
+from fakeai_metrics.error_metrics_tracker import _normalize_stored
 from fakeai_metrics.keys import scrub_credentials
 
 SIZES = (10_000, 100_000, 1_000_000)

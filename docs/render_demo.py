@@ -1,6 +1,6 @@
 """Render what the Grafana dashboards show for the demo into one PNG, without Grafana.
 
-Runs the key panels' own queries (taken from ``fakeai_metrics.dashboards.generate()``, so the
+Runs the key panels' own queries (taken from ``fakeai_metrics.artifacts.dashboards.generate()``, so the
 picture shows exactly what the dashboards ask) through a Prometheus that scrapes
 ``fakeai-metrics demo``, and draws them with matplotlib in a grid of small charts:
 

@@ -2,17 +2,17 @@
 exported to Prometheus, with FakeAI's tracker API."""
 
 from .catalog import CATALOG, MetricSpec
-from .cost import BudgetLimitType, BudgetPeriod, CostOptimizationSuggestion, CostTracker
-from .endpoints import MetricsTracker
-from .errors import ErrorMetricsTracker, ErrorPattern, ErrorRecord
-from .goodput import GoodputStatus
+from .cost_tracker import BudgetLimitType, BudgetPeriod, CostOptimizationSuggestion, CostTracker
+from .metrics import MetricsTracker
+from .error_metrics_tracker import ErrorMetricsTracker, ErrorPattern, ErrorRecord
+from .goodput_tracker import GoodputStatus
 from .keys import KeyIds, hash_key
 from .latency_slo import LatencySLO, load_slos
 from .limits import LabelLimits
-from .models import ModelMetricsTracker
+from .model_metrics import ModelMetricsTracker
 from .pricing import Price, PriceTable, load_price_file
 from .slo import SLOStatus
-from .streaming import StreamingAggregateMetrics, StreamingMetricsTracker
+from .streaming_metrics_tracker import StreamingAggregateMetrics, StreamingMetricsTracker
 from .telemetry import Telemetry
 from .validation import InvalidMetricInput
 

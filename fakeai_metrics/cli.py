@@ -131,10 +131,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["rules"]:
-        from . import rules
+        from .artifacts import rules
         return rules.main(argv[1:])
     if argv[:1] == ["dashboards"]:
-        from . import dashboards
+        from .artifacts import dashboards
         return dashboards.main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "catalog":

@@ -22,8 +22,8 @@ from typing import Any, Awaitable, Callable
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from .asgi import FakeAIMetricsMiddleware, Receive, Scope, Send
-from .cost import BudgetLimitType, BudgetPeriod
+from .asgi.middleware import FakeAIMetricsMiddleware, Receive, Scope, Send
+from .cost_tracker import BudgetLimitType, BudgetPeriod
 from .latency_slo import SLOSource
 from .pricing import DEFAULT_PRICES, PriceTable
 from .server import asgi_app

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from . import catalog as c
 from . import validation as v
-from .tracker import Tracker
+from .collector import CatalogCollector
 
 OTHER = c.OTHER
 
@@ -43,7 +43,7 @@ def normalize_endpoint(path: str) -> str:
                     else seg for seg in path.split("/"))
 
 
-class LabelLimits(Tracker):
+class LabelLimits(CatalogCollector):
     owner = "limits"
 
     def __init__(self, *, models: int = 200, endpoints: int = 100, api_keys: int = 2000,

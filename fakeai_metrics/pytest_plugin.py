@@ -12,11 +12,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from .budgets import InProcessBudgetStore
-from .cost import CostTracker
-from .endpoints import MetricsTracker
-from .errors import ErrorMetricsTracker
-from .models import ModelMetricsTracker
-from .streaming import StreamingMetricsTracker
+from .cost_tracker import CostTracker
+from .metrics import MetricsTracker
+from .error_metrics_tracker import ErrorMetricsTracker
+from .model_metrics import ModelMetricsTracker
+from .streaming_metrics_tracker import StreamingMetricsTracker
 from .telemetry import Telemetry
 from .testing import ManualClock
 

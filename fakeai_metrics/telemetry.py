@@ -18,18 +18,18 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from . import validation as v
 from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, Owner, owned_by
 from .budgets import BudgetStore
-from .cost import ANONYMOUS, BATCH_ENDPOINT, CostTracker
-from .endpoints import MetricsTracker
-from .errors import ErrorMetricsTracker
-from .goodput import GoodputStatus, GoodputTracker, check_window
+from .cost_tracker import ANONYMOUS, BATCH_ENDPOINT, CostTracker
+from .metrics import MetricsTracker
+from .error_metrics_tracker import ErrorMetricsTracker
+from .goodput_tracker import GoodputStatus, GoodputTracker, check_window
 from .keys import KeyIds, scrub_path
 from .latency_slo import SLOSource, resolve
 from .limits import limits_for
-from .models import ModelMetricsTracker
+from .model_metrics import ModelMetricsTracker
 from .pricing import Price, PriceTable, as_price_table
 from .stores import open_store
-from .streaming import StreamingMetricsTracker
-from .tracker import Buckets, Clock, check_namespace, check_parts
+from .streaming_metrics_tracker import StreamingMetricsTracker
+from .collector import Buckets, Clock, check_namespace, check_parts
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider

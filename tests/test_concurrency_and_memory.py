@@ -29,7 +29,7 @@ from fakeai_metrics import (
     StreamingMetricsTracker,
     Telemetry,
 )
-from fakeai_metrics.goodput import GoodputTracker
+from fakeai_metrics.goodput_tracker import GoodputTracker
 from fakeai_metrics.testing import ManualClock, samples
 
 EP = "/v1/chat/completions"

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from fakeai_metrics import BudgetLimitType, BudgetPeriod, CostTracker, Price
-from fakeai_metrics.cost import period_start
+from fakeai_metrics.cost_tracker import period_start
 from fakeai_metrics.keys import KeyIds, hash_key
 from fakeai_metrics.pricing import PriceTable
 from fakeai_metrics.testing import ManualClock, metric_value, samples

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import require_module
 
-from fakeai_metrics import catalog, dashboards, rules
+from fakeai_metrics import catalog
+from fakeai_metrics.artifacts import dashboards, rules
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"

@@ -18,7 +18,8 @@ import time
 
 import livestack
 import pytest
-from fakeai_metrics import catalog, dashboards, rules
+from fakeai_metrics import catalog
+from fakeai_metrics.artifacts import dashboards, rules
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from fakeai_metrics import CATALOG, LatencySLO, MetricsTracker, Telemetry
-from fakeai_metrics.errors import normalize_message
+from fakeai_metrics.error_metrics_tracker import normalize_message
 from fakeai_metrics.testing import ManualClock, MetricNotFound, assert_metric, metric_value
 
 EP = "/v1/chat/completions"

@@ -22,14 +22,14 @@ from fakeai_metrics import (
     StreamingMetricsTracker,
     hash_key,
 )
-from fakeai_metrics.cost import (
+from fakeai_metrics.cost_tracker import (
     AUDIO_PRICING,
     FINE_TUNING_PRICING,
     IMAGE_PRICING,
     MODEL_PRICING,
 )
-from fakeai_metrics.models import DEFAULT_PRICING, ModelStats
-from fakeai_metrics.models import MODEL_PRICING as MODEL_PRICING_PER_1K
+from fakeai_metrics.model_metrics import DEFAULT_PRICING, ModelStats
+from fakeai_metrics.model_metrics import MODEL_PRICING as MODEL_PRICING_PER_1K
 from fakeai_metrics.testing import ManualClock, MetricNotFound, metric_value
 
 CHAT = "/v1/chat/completions"

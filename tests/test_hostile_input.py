@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import uvicorn_server
 from fakeai_metrics import InvalidMetricInput, KeyIds, Telemetry, hash_key
 from fakeai_metrics.demo import build_app
-from fakeai_metrics.errors import normalize_message
+from fakeai_metrics.error_metrics_tracker import normalize_message
 from fakeai_metrics.keys import MAX_MESSAGE, SECRET_ENV
 from fakeai_metrics.testing import ManualClock, metric_value
 from test_argument_matrix import VALID, _owners

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from conftest import require_module
 
-from fakeai_metrics import LatencySLO, dashboards, rules
+from fakeai_metrics import LatencySLO
+from fakeai_metrics.artifacts import dashboards, rules
 
 SLOS = [LatencySLO("chat", 0.9995, model="gpt-4o", ttft_seconds=0.5),
         LatencySLO("batch", 0.99, period="28d", duration_seconds=30)]

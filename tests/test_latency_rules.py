@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fakeai_metrics import LatencySLO, rules
+from fakeai_metrics import LatencySLO
+from fakeai_metrics.artifacts import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK = ROOT / "docs" / "runbook.md"

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from conftest import uvicorn_server
 from fakeai_metrics import InvalidMetricInput, Telemetry
-from fakeai_metrics.asgi import FakeAIMetricsMiddleware
+from fakeai_metrics.asgi.middleware import FakeAIMetricsMiddleware
 from fakeai_metrics.testing import ManualClock, metric_value, samples
 
 MODEL = "gpt-4o"

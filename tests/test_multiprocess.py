@@ -15,8 +15,8 @@ from prometheus_client import generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from fakeai_metrics import multiprocess_merge
-from fakeai_metrics.multiprocess_merge import MergingCollector
+from fakeai_metrics.multiprocess import merge as multiprocess_merge
+from fakeai_metrics.multiprocess.merge import MergingCollector
 from fakeai_metrics.server import scrape_registry
 from fakeai_metrics.testing import metric_value
 

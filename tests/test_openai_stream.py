@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from fakeai_metrics.openai_payloads import Usage, trailing_usage
-from fakeai_metrics.openai_stream import DONE, FAILED, NOTHING, TOKEN, USAGE_ONLY, OpenAIStream
-from fakeai_metrics.sse import SSEScanner
+from fakeai_metrics.asgi.openai_payloads import Usage, trailing_usage
+from fakeai_metrics.asgi.openai_stream import DONE, FAILED, NOTHING, TOKEN, USAGE_ONLY, OpenAIStream
+from fakeai_metrics.asgi.sse import SSEScanner
 
 from payloads import STREAMS, USAGE_OBJECTS
 

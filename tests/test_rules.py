@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fakeai_metrics import catalog, rules, slo
+from fakeai_metrics import catalog, slo
+from fakeai_metrics.artifacts import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "grafana" / "alerts"

@@ -13,7 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, generate_latest
 
 from fakeai_metrics import InvalidMetricInput, Telemetry
-from fakeai_metrics.asgi import FakeAIMetricsMiddleware
+from fakeai_metrics.asgi.middleware import FakeAIMetricsMiddleware
 from fakeai_metrics.demo import read_body
 from fakeai_metrics.testing import ManualClock
 

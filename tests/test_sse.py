@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakeai_metrics.sse import SSEScanner
+from fakeai_metrics.asgi.sse import SSEScanner
 
 from payloads import STREAMS
 

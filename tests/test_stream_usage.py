@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from fakeai_metrics import Telemetry
-from fakeai_metrics.asgi import FakeAIMetricsMiddleware
+from fakeai_metrics.asgi.middleware import FakeAIMetricsMiddleware
 from fakeai_metrics.testing import ManualClock, metric_value
 
 from payloads import FAKEAI, OPENAI_CHAT, VLLM_REASONING, Recorded

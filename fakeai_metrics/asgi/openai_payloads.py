@@ -11,8 +11,8 @@ import json
 import re
 from typing import Any, NamedTuple
 
-from .keys import MAX_MESSAGE
-from .validation import MAX_TOKENS, encodable
+from ..keys import MAX_MESSAGE
+from ..validation import MAX_TOKENS, encodable
 
 MAX_LABEL = 200  # longer model names / error types are not label values, they are junk
 _DECODER = json.JSONDecoder()

@@ -40,12 +40,12 @@ import logging
 import secrets
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
-from .errors import UNKNOWN_MODEL
+from ..error_metrics_tracker import UNKNOWN_MODEL
 from .openai_payloads import MAX_LABEL, Usage, clip, error_info, json_object, trailing_usage
 from .openai_stream import DONE, FAILED, TOKEN, USAGE_ONLY, OpenAIStream
 from .sse import Event, SSEScanner
-from .telemetry import Telemetry
-from .validation import encodable
+from ..telemetry import Telemetry
+from ..validation import encodable
 
 __all__ = ["FakeAIMetricsMiddleware", "OPENAI_ROUTES"]
 

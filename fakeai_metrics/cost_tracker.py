@@ -47,7 +47,8 @@ from .pricing import (  # FakeAI's module constants, importable from here as fro
     media_cost,
 )
 from .stores import open_store
-from .tracker import Tracker, _make
+from .collector import _make
+from .tracker import Tracker
 
 
 __all__ = ["AUDIO_PRICING", "FINE_TUNING_PRICING", "IMAGE_PRICING", "MODEL_PRICING", "AudioPricing",

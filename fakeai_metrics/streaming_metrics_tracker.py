@@ -26,8 +26,8 @@ from . import catalog as c
 from . import validation as v
 from .instruments import Distribution, Histogram
 from .keys import clip_message
-from .multiprocess import MirroredHistogram
-from .streams import OpenStream
+from .multiprocess.mirrors import MirroredHistogram
+from .open_stream import OpenStream
 from .tracker import Tracker
 
 log = logging.getLogger(__name__)

@@ -35,12 +35,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import catalog as c
+from .. import catalog as c
 from . import rules
-from .cost import CostTracker
-from .durations import format_duration, parse_period
-from .latency_slo import LatencySLO, SLOSource, resolve
-from .slo import WINDOWS, exact_error_budget
+from ..cost_tracker import CostTracker
+from ..durations import format_duration, parse_period
+from ..latency_slo import LatencySLO, SLOSource, resolve
+from ..slo import WINDOWS, exact_error_budget
 
 try:  # the builder library is an extra: only generating the dashboards needs it
     from grafana_foundation_sdk.builders import bargauge as sdk_bargauge

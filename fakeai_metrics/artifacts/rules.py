@@ -30,10 +30,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import catalog as c
-from .durations import format_duration, parse_period
-from .latency_slo import LatencySLO, SLOSource, resolve
-from .slo import WINDOWS, exact_error_budget, longest_window_seconds
+from .. import catalog as c
+from ..durations import format_duration, parse_period
+from ..latency_slo import LatencySLO, SLOSource, resolve
+from ..slo import WINDOWS, exact_error_budget, longest_window_seconds
 
 #: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
 Groups = list[tuple[str, list[dict[str, Any]]]]

@@ -25,7 +25,8 @@ from . import catalog as c
 from . import validation as v
 from .keys import KeyIds, clip_message, scrub_path
 from .slo import SLOStatus, burn_rate
-from .tracker import Tracker, _make
+from .collector import _make
+from .tracker import Tracker
 from .windows import Ring
 
 UNKNOWN_MODEL = c.UNKNOWN_MODEL

@@ -25,7 +25,7 @@ from typing import Any
 from . import catalog as c
 from . import validation as v
 from .instruments import Counter, Distribution, Histogram, fine_grid
-from .streams import OpenStream
+from .open_stream import OpenStream
 from .tracker import Tracker
 from .windows import Ring
 
