@@ -11,7 +11,7 @@ Responses API event is content by its ``event:`` name, and decoded otherwise.
 The byte tests rely on JSON's own rules: a key is a quoted string followed by a colon, and no
 quote inside a string value is unescaped, so ``"content": "x`` can only be that key with that
 value, at whatever depth. A server that escapes the letters of a key (``"\\u0075sage"``) is not
-read. ``tests/test_openai_stream.py`` checks these decisions on recorded payloads of OpenAI,
+read. ``tests/asgi/test_openai_stream.py`` checks these decisions on recorded payloads of OpenAI,
 FakeAI, vLLM and the Responses API.
 """
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import require_module
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

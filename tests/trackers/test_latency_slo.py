@@ -13,7 +13,7 @@ from fakeai_metrics import InvalidMetricInput, LatencySLO, Telemetry, load_slos
 from fakeai_metrics.testing import ManualClock, metric_value
 
 EP = "/v1/chat/completions"
-EXAMPLE = Path(__file__).resolve().parent.parent / "fakeai_metrics" / "examples" / "latency-slos.yml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "fakeai_metrics" / "examples" / "latency-slos.yml"
 
 SPEC = """
 slos:

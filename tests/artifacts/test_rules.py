@@ -13,7 +13,7 @@ import pytest
 from fakeai_metrics import catalog, slo
 from fakeai_metrics.artifacts import rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = ROOT / "grafana" / "alerts"
 UNIT_TESTS = sorted((ALERTS_DIR / "tests").glob("*.test.yml"))
 RUNBOOK = ROOT / "docs" / "runbook.md"

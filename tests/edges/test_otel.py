@@ -285,7 +285,7 @@ def test_readme_otel_table_matches_the_catalog():
 
     from fakeai_metrics.catalog import otel_markdown_table
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     table = text.split("<!-- otel:start -->\n")[1].split("<!-- otel:end -->")[0]
     assert table == otel_markdown_table()
 

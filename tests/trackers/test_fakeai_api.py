@@ -1,6 +1,6 @@
 """FakeAI's tracker calls (../shared/fakeai-api.md), one test per call, values against its rules.
 
-Where we differ on purpose the test says so and tests/test_fakeai_differences.py holds the row.
+Where we differ on purpose the test says so and tests/trackers/test_fakeai_differences.py holds the row.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from fakeai_metrics import (
 )
 from fakeai_metrics.testing import ManualClock, metric_value
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 CHAT = "/v1/chat/completions"
 KEY = "sk-live-secret-0123456789"
 

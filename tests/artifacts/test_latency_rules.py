@@ -15,7 +15,7 @@ import yaml
 from fakeai_metrics import LatencySLO
 from fakeai_metrics.artifacts import rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "runbook.md"
 SLOS = [LatencySLO("chat", 0.9995, model="gpt-4o", ttft_seconds=0.5, tpot_seconds=0.05),
         LatencySLO("batch_jobs", 0.99, period="4w", duration_seconds=30)]

@@ -182,7 +182,7 @@ def test_demo_refuses_a_bad_slo_spec_before_serving(tmp_path, capsys, spec, mess
 
 def test_dashboards_subcommand_writes_the_committed_files(tmp_path):
     require_module("grafana_foundation_sdk", "fakeai-metrics[dashboards]")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     example = root / "fakeai_metrics" / "examples" / "latency-slos.yml"
     assert main(["dashboards", "--out", str(tmp_path), "--slos", str(example)]) == 0
     committed = root / "grafana" / "dashboards"

@@ -15,7 +15,7 @@ from fakeai_metrics import Telemetry
 from fakeai_metrics.catalog import markdown_table
 from fakeai_metrics.tracker import Tracker
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 README_REDIS = "redis://127.0.0.1:6379/0"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
 

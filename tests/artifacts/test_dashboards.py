@@ -1,7 +1,7 @@
 """The Grafana dashboards: generated from the catalog, committed as generated, valid for the
 Grafana foundation SDK's typed model, and every query well-formed PromQL that follows the house
 rules (quantiles over summed buckets, `$__rate_interval` in every rate()). Whether the queries
-return data is tests/test_dashboards_live.py's job, against a real Prometheus."""
+return data is tests/artifacts/test_dashboards_live.py's job, against a real Prometheus."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from conftest import require_module
 from fakeai_metrics import catalog
 from fakeai_metrics.artifacts import dashboards, rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 PROVISIONING = ROOT / "grafana" / "provisioning"
 #: Where the README's `docker run` mounts grafana/dashboards/ inside the Grafana container.
