@@ -1,6 +1,8 @@
 """fakeai-metrics: LLM-serving metrics (TTFT, ITL, TPOT, tokens/s, cost, budgets, SLO burn)
 exported to Prometheus, with FakeAI's tracker API."""
 
+from importlib.metadata import version
+
 from .catalog import CATALOG, MetricSpec
 from .cost_tracker import BudgetLimitType, BudgetPeriod, CostOptimizationSuggestion, CostTracker
 from .metrics import MetricsTracker
@@ -23,4 +25,4 @@ __all__ = [
     "Price", "PriceTable", "SLOStatus", "StreamingAggregateMetrics", "StreamingMetricsTracker",
     "Telemetry", "hash_key", "load_price_file", "load_slos",
 ]
-__version__ = "0.1.0"
+__version__ = version("fakeai-metrics")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from .durations import format_duration, parse_period
-from .limits import normalize_endpoint
+from .routes import normalize_endpoint
 from .slo import longest_window_seconds
 from .validation import InvalidMetricInput
 

@@ -14,7 +14,6 @@ a model is admitted or folded the same way everywhere.
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import Any, Iterable
 
@@ -22,26 +21,10 @@ from prometheus_client import CollectorRegistry
 
 from . import catalog as c
 from . import validation as v
+from .routes import normalize_endpoint
 from .collector import CatalogCollector
 
 OTHER = c.OTHER
-
-_ID_SEGMENT = re.compile(
-    r"^(?:(?:file|batch|resp|chatcmpl|asst|thread|run|msg|step|vs|ft|ftjob|ftckpt|upload|part|"
-    r"modr|cmpl|req)[-_][\w-]+|[0-9a-fA-F-]{16,}|\d+)$")
-#: OpenAI-style keys, and any long token mixing upper case, lower case and digits (a random
-#: credential; route names and model names are not shaped so)
-_KEY_SEGMENT = re.compile(
-    r"^(?:(?:sk|pk|rk)-[\w-]{3,}|(?=[^A-Z]*[A-Z])(?=[^a-z]*[a-z])(?=\D*\d)[\w.~+=-]{16,})$")
-
-
-def normalize_endpoint(path: str) -> str:
-    """The route template of a request path: query dropped, id-like segments as ``{id}`` and
-    key-like ones (``sk-…``, a gateway's ``/proxy/<key>/…``) as ``{key}``."""
-    path = path.split("?", 1)[0].rstrip("/") or "/"
-    return "/".join("{key}" if _KEY_SEGMENT.match(seg) else "{id}" if _ID_SEGMENT.match(seg)
-                    else seg for seg in path.split("/"))
-
 
 class LabelLimits(CatalogCollector):
     owner = "limits"

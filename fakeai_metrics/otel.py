@@ -21,6 +21,7 @@ two locks are never held in opposite orders.
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any, Callable, Iterable
 
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
@@ -46,8 +47,7 @@ MAX_CACHED = 10_000
 
 
 def get_meter(provider: MeterProvider) -> Meter:
-    from . import __version__
-    return provider.get_meter("fakeai_metrics", __version__)
+    return provider.get_meter("fakeai_metrics", version("fakeai-metrics"))
 
 
 def _error_type(value: str) -> str:

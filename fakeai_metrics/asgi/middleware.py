@@ -40,7 +40,7 @@ import logging
 import secrets
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
-from ..error_metrics_tracker import UNKNOWN_MODEL
+from ..catalog import UNKNOWN_MODEL
 from .openai_payloads import MAX_LABEL, Usage, clip, error_info, json_object, trailing_usage
 from .openai_stream import DONE, FAILED, TOKEN, USAGE_ONLY, OpenAIStream
 from .sse import Event, SSEScanner

@@ -10,7 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from fakeai_metrics import CostTracker, ErrorMetricsTracker, ModelMetricsTracker, Telemetry
-from fakeai_metrics.limits import OTHER, LabelLimits, normalize_endpoint
+from fakeai_metrics.limits import OTHER, LabelLimits
+from fakeai_metrics.routes import normalize_endpoint
 from fakeai_metrics.testing import metric_value, samples
 
 EP = "/v1/chat/completions"
