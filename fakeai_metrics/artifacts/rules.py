@@ -33,7 +33,8 @@ from typing import Any, Callable, Sequence
 from .. import catalog as c
 from ..durations import format_duration, parse_period
 from ..latency_slo import LatencySLO, SLOSource, resolve
-from ..slo import WINDOWS, exact_error_budget, longest_window_seconds
+from ..slo import (ALERT_WINDOWS, BURN_ALERT_PAIRS, BurnAlertPair, error_budget,
+                   longest_window_seconds)
 
 #: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
 Groups = list[tuple[str, list[dict[str, Any]]]]
@@ -50,41 +51,10 @@ BUDGET_FILE = "fakeai-budget.rules.yml"
 #: Written only with latency SLOs (``--slos FILE``).
 LATENCY_SLO_FILE = "fakeai-latency-slo.rules.yml"
 
-#: The ``outcome`` label value of a failed request in ``fakeai_requests_total``.
-ERROR_OUTCOME = "error"
-
-# Alert names are a contract: runbooks, tests and Alertmanager routes use them.
-ALERT_BURN = "FakeAIErrorBudgetBurn"
-ALERT_BUDGET_THRESHOLD = "FakeAIBudgetAlertThreshold"
-ALERT_BUDGET_EXCEEDED = "FakeAIBudgetExceeded"
-ALERT_ABSENT = "FakeAIMetricsAbsent"
-ALERTS: tuple[str, ...] = (ALERT_BURN, ALERT_BUDGET_THRESHOLD, ALERT_BUDGET_EXCEEDED, ALERT_ABSENT)
-#: The latency SLOs' burn alert (only in LATENCY_SLO_FILE, so not one of ALERTS).
-ALERT_LATENCY_BURN = "FakeAILatencySLOBurn"
-
 #: How long the SLO metrics must be missing before ``FakeAIMetricsAbsent`` fires: long enough to
 #: ride out a rolling restart or a Prometheus restart, short enough to notice the same hour.
 ABSENT_FOR = "15m"
 
-
-@dataclass(frozen=True)
-class BurnWindow:
-    """One multiwindow condition: burn above ``factor`` over both ``long`` and ``short``."""
-
-    severity: str
-    factor: str  # printed as written: "14.4", never a float's repr
-    long: str
-    short: str
-
-
-#: The SRE workbook's pairs for a 30-day SLO (2 % of the budget in 1h, 5 % in 6h, 10 % in 1d and
-#: in 3d). The factors are kept for other periods: a burn rate is relative to the budget rate.
-BURN_WINDOWS: tuple[BurnWindow, ...] = (
-    BurnWindow("page", "14.4", "1h", "5m"),
-    BurnWindow("page", "6", "6h", "30m"),
-    BurnWindow("ticket", "3", "1d", "2h"),
-    BurnWindow("ticket", "1", "3d", "6h"),
-)
 
 _NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -100,11 +70,6 @@ def _check_objective(objective: float) -> float:
             f"objective must be strictly between 0 and 1 (for example 0.999 for 99.9 %), "
             f"got {objective!r}")
     return objective
-
-
-def error_budget(objective: float) -> Decimal:
-    """1 - objective in decimal, exactly as written: 0.999 -> Decimal('0.001')."""
-    return exact_error_budget(_check_objective(objective))
 
 
 def _num(d: Decimal) -> str:
@@ -132,9 +97,6 @@ class _Spec:
     ns: str
     runbook: str
 
-    def record(self, metric: str, operation: str) -> str:
-        return f"{self.ns}:{metric}:{operation}"
-
     def metric(self, spec: c.MetricSpec) -> str:
         return spec.full_name(self.ns)
 
@@ -156,7 +118,7 @@ class _Spec:
 
 def _spec(objective: float, period: str, by_model: bool, namespace: str,
           runbook_url: str) -> _Spec:
-    budget = error_budget(objective)
+    budget = error_budget(_check_objective(objective))
     seconds = parse_period(period)
     if seconds <= longest_window_seconds():
         raise ValueError(
@@ -189,49 +151,11 @@ def command(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
     return " ".join(parts)
 
 
-# --- names other code (dashboards, tests) may read -------------------------------------------------
-
-def error_ratio_record(window: str, namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded error ratio over ``window`` (one of WINDOWS, or the SLO period)."""
-    return f"{namespace}:sli_error:ratio_rate{window}"
-
-
-def budget_remaining_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded fraction of the period's error budget left (1 = untouched, < 0 = overspent)."""
-    return f"{namespace}:error_budget_remaining:ratio"
-
-
-def spend_rate_record(window: str = "1h", namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded spend in USD per second, per job and API key, over ``window`` (5m or 1h)."""
-    return f"{namespace}:cost_usd:rate{window}"
-
-
-def slo_bad_ratio_record(window: str, namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded bad ratio (1 - good / total) of every latency SLO over ``window``, by job and slo
-    (one of WINDOWS, or an SLO's period)."""
-    return f"{namespace}:slo_bad:ratio_rate{window}"
-
-
-def slo_budget_remaining_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded share of a latency SLO's error budget left over its period, by job and slo."""
-    return f"{namespace}:slo_error_budget_remaining:ratio"
-
-
-def slo_rate_records(namespace: str = c.DEFAULT_NAMESPACE) -> tuple[str, str]:
-    """Recorded 5m rates of the matched and of the good requests, by job and slo."""
-    return f"{namespace}:slo_requests:rate5m", f"{namespace}:slo_good_requests:rate5m"
-
-
-def budget_used_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded spent / limit per budgeted API key."""
-    return f"{namespace}:budget_spent:ratio"
-
-
 # --- the rules ------------------------------------------------------------------------------------
 
 def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
     requests = s.metric(c.REQUESTS)
-    errors = f'{requests}{{outcome="{ERROR_OUTCOME}"}}'
+    errors = f'{requests}{{{c.OUTCOME_LABEL}="{c.ERROR}"}}'
 
     def ratio(window: str) -> str:
         return (f"(\n"
@@ -243,9 +167,8 @@ def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
                 f"sum {s.by_clause} (rate({requests}[{window}]))")
 
     rules: list[dict[str, Any]] = [
-        {"record": error_ratio_record(w, s.ns), "expr": ratio(w)} for w in WINDOWS]
-    requests_5m = s.record("sli_requests", "rate5m")
-    errors_5m = s.record("sli_errors", "rate5m")
+        {"record": c.error_ratio_record(w, s.ns), "expr": ratio(w)} for w in ALERT_WINDOWS]
+    requests_5m, errors_5m = c.sli_rate_records(s.ns)
     rules += [
         {"record": requests_5m, "expr": f"sum {s.by_clause} (rate({requests}[5m]))"},
         {"record": errors_5m,
@@ -254,12 +177,12 @@ def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
                   f"0 * sum {s.by_clause} (rate({requests}[5m]))")},
         # The period's ratio from the recorded 5m rates: weighted by traffic like a rate over the
         # raw counters, at a fraction of the samples a 30-day range over them would load.
-        {"record": error_ratio_record(s.period, s.ns),
+        {"record": c.error_ratio_record(s.period, s.ns),
          "expr": (f"sum_over_time({errors_5m}[{s.period}])\n"
                   f"/\n"
                   f"sum_over_time({requests_5m}[{s.period}])")},
-        {"record": budget_remaining_record(s.ns),
-         "expr": f"1 - {error_ratio_record(s.period, s.ns)} / {_num(s.budget)}"},
+        {"record": c.budget_remaining_record(s.ns),
+         "expr": f"1 - {c.error_ratio_record(s.period, s.ns)} / {_num(s.budget)}"},
     ]
     return rules
 
@@ -275,13 +198,13 @@ class _BurnTerms:
     closing: str
 
     @classmethod
-    def of(cls, w: BurnWindow, objective: float, budget: Decimal, period: str,
+    def of(cls, w: BurnAlertPair, objective: float, budget: Decimal, period: str,
            period_seconds: int) -> "_BurnTerms":
         spent_share = _share(Decimal(w.factor) * parse_period(w.long) / period_seconds)
         lasts = format_duration(int(Decimal(period_seconds) / Decimal(w.factor)))
         return cls(
             f"({w.factor} * {_num(budget)})", _percent(Decimal(w.factor) * budget),
-            "fast" if w.severity == "page" else "steadily",
+            "fast" if w.severity == c.PAGE else "steadily",
             f"(threshold: {w.factor}x the {_percent(budget)} error budget of the "
             f"{_percent(Decimal(repr(objective)))} objective over {period}). A burn of "
             f"{w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
@@ -292,11 +215,11 @@ class _BurnTerms:
                 f"{short_series} > {self.expr_threshold}")
 
 
-def _burn_alert(s: _Spec, w: BurnWindow) -> dict[str, Any]:
+def _burn_alert(s: _Spec, w: BurnAlertPair) -> dict[str, Any]:
     t = _BurnTerms.of(w, s.objective, s.budget, s.period, s.period_seconds)
     return {
-        "alert": ALERT_BURN,
-        "expr": t.expr(error_ratio_record(w.long, s.ns), error_ratio_record(w.short, s.ns)),
+        "alert": c.ALERT_BURN,
+        "expr": t.expr(c.error_ratio_record(w.long, s.ns), c.error_ratio_record(w.short, s.ns)),
         "labels": {"severity": w.severity, "long_window": w.long, "short_window": w.short},
         "annotations": {
             "summary": f"{s.subject} is burning its error budget {t.speed} "
@@ -305,7 +228,7 @@ def _burn_alert(s: _Spec, w: BurnWindow) -> dict[str, Any]:
                 f"{{{{ $value | humanizePercentage }}}} of requests to {s.subject} failed over "
                 f"the last {w.long} and more than {t.threshold_pct} over the last {w.short} "
                 f"{t.closing}"),
-            "runbook_url": s.runbook_url(ALERT_BURN),
+            "runbook_url": s.runbook_url(c.ALERT_BURN),
         },
     }
 
@@ -313,17 +236,17 @@ def _burn_alert(s: _Spec, w: BurnWindow) -> dict[str, Any]:
 def _absent_alert(s: _Spec) -> dict[str, Any]:
     objective = s.metric(c.SLO_OBJECTIVE)
     return {
-        "alert": ALERT_ABSENT,
+        "alert": c.ALERT_ABSENT,
         "expr": f"absent({objective})",
         "for": ABSENT_FOR,
-        "labels": {"severity": "ticket"},
+        "labels": {"severity": c.TICKET},
         "annotations": {
             "summary": "No fakeai-metrics exporter is being scraped",
             "description": (
                 f"Prometheus has had no {objective} series for {ABSENT_FOR}: no exporter of "
-                f"fakeai-metrics is scraped, so {ALERT_BURN} cannot fire and "
-                f"{error_ratio_record(WINDOWS[0], s.ns)} has no data."),
-            "runbook_url": s.runbook_url(ALERT_ABSENT),
+                f"fakeai-metrics is scraped, so {c.ALERT_BURN} cannot fire and "
+                f"{c.error_ratio_record(ALERT_WINDOWS[0], s.ns)} has no data."),
+            "runbook_url": s.runbook_url(c.ALERT_ABSENT),
         },
     }
 
@@ -348,14 +271,14 @@ def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, A
                 f"/\n"
                 f"sum {by} (rate({requests}[{window}]))")
 
-    requests_5m, good_5m = slo_rate_records(s.ns)
+    requests_5m, good_5m = c.slo_rate_records(s.ns)
     rules: list[dict[str, Any]] = [
-        {"record": slo_bad_ratio_record(w, s.ns), "expr": bad_ratio(w)} for w in WINDOWS]
+        {"record": c.slo_bad_ratio_record(w, s.ns), "expr": bad_ratio(w)} for w in ALERT_WINDOWS]
     rules += [{"record": requests_5m, "expr": f"sum {by} (rate({requests}[5m]))"},
               {"record": good_5m, "expr": f"sum {by} (rate({good}[5m]))"}]
     for slo in slos:
         sel = f'{{slo="{slo.name}"}}'
-        period = slo_bad_ratio_record(slo.period, s.ns)
+        period = c.slo_bad_ratio_record(slo.period, s.ns)
         # Each SLO's own rules carry its slo label, so two of them never look alike to promtool.
         labels = {"slo": slo.name}
         rules += [
@@ -369,21 +292,21 @@ def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, A
                       f"/\n"
                       f"sum_over_time({requests_5m}{sel}[{slo.period}])"),
              "labels": labels},
-            {"record": slo_budget_remaining_record(s.ns),
-             "expr": f"1 - {period}{sel} / {_num(exact_error_budget(slo.objective))}",
+            {"record": c.slo_budget_remaining_record(s.ns),
+             "expr": f"1 - {period}{sel} / {_num(error_budget(slo.objective))}",
              "labels": labels},
         ]
     return rules
 
 
-def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
-    t = _BurnTerms.of(w, slo.objective, exact_error_budget(slo.objective), slo.period,
+def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnAlertPair) -> dict[str, Any]:
+    t = _BurnTerms.of(w, slo.objective, error_budget(slo.objective), slo.period,
                       slo.period_seconds)
     sel = f'{{slo="{slo.name}"}}'
     return {
-        "alert": ALERT_LATENCY_BURN,
-        "expr": t.expr(f"{slo_bad_ratio_record(w.long, s.ns)}{sel}",
-                       f"{slo_bad_ratio_record(w.short, s.ns)}{sel}"),
+        "alert": c.ALERT_LATENCY_BURN,
+        "expr": t.expr(f"{c.slo_bad_ratio_record(w.long, s.ns)}{sel}",
+                       f"{c.slo_bad_ratio_record(w.short, s.ns)}{sel}"),
         "labels": {"slo": slo.name, "severity": w.severity, "long_window": w.long,
                    "short_window": w.short},
         "annotations": {
@@ -394,7 +317,7 @@ def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
                 f"{{{{ $labels.slo }}}} matches on {{{{ $labels.job }}}} were bad (failed, or "
                 f"not within {slo.bounds_text()}) over the last {w.long}, and more than "
                 f"{t.threshold_pct} over the last {w.short} {t.closing}"),
-            "runbook_url": s.runbook_url(ALERT_LATENCY_BURN),
+            "runbook_url": s.runbook_url(c.ALERT_LATENCY_BURN),
         },
     }
 
@@ -402,8 +325,8 @@ def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
 def _pairs_by_severity() -> dict[str, str]:
     """The burn pairs in prose per severity, for the files' headers."""
     return {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
-                             for w in BURN_WINDOWS if w.severity == sev)
-            for sev in ("page", "ticket")}
+                             for w in BURN_ALERT_PAIRS if w.severity == sev)
+            for sev in (c.PAGE, c.TICKET)}
 
 
 def _latency_document(s: _Spec, slos: Sequence[LatencySLO],
@@ -413,15 +336,15 @@ def _latency_document(s: _Spec, slos: Sequence[LatencySLO],
               "from the metric catalog and the latency SLO spec. Do not edit: rerun it.", "",
               "Latency SLOs: a request an SLO matches is good when it succeeded within every "
               "bound that applies;",
-              f"{s.record('slo_bad', 'ratio_rate<w>')} = 1 - good / total, per job (all "
+              f"{c.slo_bad_ratio_record('<w>', s.ns)} = 1 - good / total, per job (all "
               f"instances) and slo.",
-              f"{ALERT_LATENCY_BURN}: page at {pairs['page']};",
-              f"ticket at {pairs['ticket']} (factor x the SLO's error budget)."]
+              f"{c.ALERT_LATENCY_BURN}: page at {pairs[c.PAGE]};",
+              f"ticket at {pairs[c.TICKET]} (factor x the SLO's error budget)."]
     for slo in slos:
         header.append(f"  {slo.name}: {_percent(Decimal(repr(slo.objective)))} over "
                       f"{slo.period}, good when {slo.bounds_text()}")
     rules = _latency_recording(s, slos)
-    rules += [_latency_alert(s, slo, w) for slo in slos for w in BURN_WINDOWS]
+    rules += [_latency_alert(s, slo, w) for slo in slos for w in BURN_ALERT_PAIRS]
     return header, [(f"{s.ns}-latency-slo", rules)]
 
 
@@ -453,28 +376,28 @@ def _budget_rules(s: _Spec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
                   f"({value_of(s.metric(c.BUDGET_SPENT))} USD of "
                   f"{value_of(s.metric(c.BUDGET_LIMIT))} USD)")
     recording = [
-        {"record": budget_used_record(s.ns), "expr": f"{spent} / {limit}"},
-        *({"record": spend_rate_record(w, s.ns),
-           "expr": f"sum by (job, {key_label}) (rate({cost}[{w}]))"} for w in ("5m", "1h")),
+        {"record": c.budget_used_record(s.ns), "expr": f"{spent} / {limit}"},
+        *({"record": c.spend_rate_record(w, s.ns),
+           "expr": f"sum by (job, {key_label}) (rate({cost}[{w}]))"} for w in c.SPEND_RATE_WINDOWS),
     ]
     alerts = [
-        {"alert": ALERT_BUDGET_THRESHOLD,
+        {"alert": c.ALERT_BUDGET_THRESHOLD,
          "expr": f"{spent} / {limit} >= {threshold}",
-         "labels": {"severity": "warning"},
+         "labels": {"severity": c.WARNING},
          "annotations": {
              "summary": f"API key {key} has used {used} of its budget",
              "description": (f"{series}{spent_text}, at or above its alert threshold of "
                              f"{value_of(s.metric(c.BUDGET_THRESHOLD), 'humanizePercentage')}."),
-             "runbook_url": s.runbook_url(ALERT_BUDGET_THRESHOLD),
+             "runbook_url": s.runbook_url(c.ALERT_BUDGET_THRESHOLD),
          }},
-        {"alert": ALERT_BUDGET_EXCEEDED,
+        {"alert": c.ALERT_BUDGET_EXCEEDED,
          "expr": f"{spent} / {limit}\nand\n{spent} >= {limit}",
-         "labels": {"severity": "critical"},
+         "labels": {"severity": c.CRITICAL},
          "annotations": {
              "summary": f"API key {key} has exceeded its budget ({used} used)",
              "description": (f"{series}{spent_text}. With a hard budget CostTracker.allows() "
                              f"is now False for the key; a soft one only reports."),
-             "runbook_url": s.runbook_url(ALERT_BUDGET_EXCEEDED),
+             "runbook_url": s.runbook_url(c.ALERT_BUDGET_EXCEEDED),
          }},
     ]
     return recording, alerts
@@ -545,15 +468,15 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
         f"SLO: {_percent(Decimal(repr(s.objective)))} of finished requests "
         f"({s.metric(c.REQUESTS)}) succeed over {s.period},",
         f"per {' and '.join(s.by)} across all instances. Error budget: {_num(s.budget)}.",
-        f"{ALERT_BURN} (multiwindow, multi-burn-rate): page at {pairs['page']};",
-        f"ticket at {pairs['ticket']}. Without `for:`: the short",
+        f"{c.ALERT_BURN} (multiwindow, multi-burn-rate): page at {pairs[c.PAGE]};",
+        f"ticket at {pairs[c.TICKET]}. Without `for:`: the short",
         "window confirms the long one, and a `for:` would only add to the detection time.",
-        f"{ALERT_ABSENT} waits {ABSENT_FOR} (restarts, first scrapes) before firing.",
+        f"{c.ALERT_ABSENT} waits {ABSENT_FOR} (restarts, first scrapes) before firing.",
     ]
     budget_header = generated + [
         "",
-        f"Per-API-key budgets: {ALERT_BUDGET_THRESHOLD} at the key's alert threshold,",
-        f"{ALERT_BUDGET_EXCEEDED} at its limit. Keys without a budget export no budget series,",
+        f"Per-API-key budgets: {c.ALERT_BUDGET_THRESHOLD} at the key's alert threshold,",
+        f"{c.ALERT_BUDGET_EXCEEDED} at its limit. Keys without a budget export no budget series,",
         "so they never alert. Figures are taken per job and key with max over instances: with",
         "the Redis budget store every instance reports the fleet's spend (a sum would multiply",
         "it); with in-process stores each instance enforces its own budget (the fullest alerts).",
@@ -563,7 +486,7 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
     # recorded in the same evaluation (separate groups run on their own timers and lag).
     return {
         SLO_FILE: (slo_header, [(f"{s.ns}-slo", _slo_recording(s) + [
-            *(_burn_alert(s, w) for w in BURN_WINDOWS), _absent_alert(s)])]),
+            *(_burn_alert(s, w) for w in BURN_ALERT_PAIRS), _absent_alert(s)])]),
         BUDGET_FILE: (budget_header, [(f"{s.ns}-budget", budget_recording + budget_alerts)]),
     }
 
@@ -579,6 +502,22 @@ def generate(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
     is not a duration or not longer than 3d (the longest alert window), a namespace that is not a
     metric prefix, or a bad latency SLO spec (InvalidMetricInput).
     """
+    documents = _all_documents(objective, period, by_model, namespace, runbook_url, slos)
+    return {name: _render(header, groups) for name, (header, groups) in documents.items()}
+
+
+def recorded(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
+             namespace: str = c.DEFAULT_NAMESPACE,
+             slos: SLOSource | None = None) -> frozenset[str]:
+    """Every series name the rules generated with these options record: all a dashboard may
+    read. Raises as ``generate`` does."""
+    documents = _all_documents(objective, period, False, namespace, DEFAULT_RUNBOOK, slos)
+    return frozenset(rule["record"] for _, groups in documents.values() for _, rules in groups
+                     for rule in rules if "record" in rule)
+
+
+def _all_documents(objective: float, period: str, by_model: bool, namespace: str,
+                   runbook_url: str, slos: SLOSource | None) -> dict[str, tuple[list[str], Groups]]:
     s = _spec(objective, period, by_model, namespace, runbook_url)
     cmd = command(objective, period, by_model, namespace, runbook_url)
     documents = _documents(s, cmd)
@@ -586,7 +525,7 @@ def generate(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
     if latency:
         source = str(slos) if isinstance(slos, (str, os.PathLike)) else "FILE"
         documents[LATENCY_SLO_FILE] = _latency_document(s, latency, f"{cmd} --slos {source}")
-    return {name: _render(header, groups) for name, (header, groups) in documents.items()}
+    return documents
 
 
 def write(out_dir: str | Path = DEFAULT_OUT, *, objective: float = DEFAULT_OBJECTIVE,

@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from fakeai_metrics import catalog, slo
 from fakeai_metrics.artifacts import rules
+from fakeai_metrics.durations import parse_period
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS_DIR = ROOT / "grafana" / "alerts"
@@ -67,7 +69,7 @@ def test_names_come_from_the_catalog_and_the_namespace():
     acme = "".join(text.split("groups:")[1] for text in rules.generate(namespace="acme").values())
     assert "fakeai_" not in acme and "fakeai:" not in acme
     assert catalog.REQUESTS.full_name("acme") in acme and "acme:sli_error:ratio_rate5m" in acme
-    for alert in rules.ALERTS:  # alert names are a contract, whatever the namespace
+    for alert in catalog.ALERTS:  # alert names are a contract, whatever the namespace
         assert f"alert: {alert}" in acme
 
 
@@ -76,9 +78,9 @@ def test_recording_rules_follow_level_metric_operation():
     records = re.findall(r"- record: (\S+)", text)
     assert all(re.fullmatch(r"fakeai:[a-z_]+:[a-z0-9_]+", r) for r in records), records
     for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"):
-        assert rules.error_ratio_record(window) in records
-    for name in (rules.budget_remaining_record(), rules.budget_used_record(),
-                 rules.spend_rate_record("5m"), rules.spend_rate_record("1h")):
+        assert catalog.error_ratio_record(window) in records
+    for name in (catalog.budget_remaining_record(), catalog.budget_used_record(),
+                 catalog.spend_rate_record("5m"), catalog.spend_rate_record("1h")):
         assert name in records
     assert len(records) == len(set(records))
 
@@ -95,7 +97,7 @@ def test_slo_is_per_job_across_instances_and_optionally_per_model():
 # --- alerts: names, severities, thresholds, annotations ------------------------------------------
 
 def test_burn_alerts_are_the_workbook_pairs():
-    burn = [r for r in _alert_rules() if r["alert"] == rules.ALERT_BURN]
+    burn = [r for r in _alert_rules() if r["alert"] == catalog.ALERT_BURN]
     pairs = {(r["labels"]["severity"], r["labels"]["long_window"], r["labels"]["short_window"])
              for r in burn}
     assert pairs == {("page", "1h", "5m"), ("page", "6h", "30m"),
@@ -111,7 +113,7 @@ def test_burn_alerts_are_the_workbook_pairs():
 
 def test_budget_alerts():
     alerts = {r["alert"]: r for r in _alert_rules()}
-    warn, exceeded = alerts[rules.ALERT_BUDGET_THRESHOLD], alerts[rules.ALERT_BUDGET_EXCEEDED]
+    warn, exceeded = alerts[catalog.ALERT_BUDGET_THRESHOLD], alerts[catalog.ALERT_BUDGET_EXCEEDED]
     # one figure per job and key over instances (promtool: budget.test.yml, two instances)
     assert warn["expr"] == ("max by (job, api_key) (fakeai_budget_spent_usd) / "
                             "max by (job, api_key) (fakeai_budget_limit_usd) >= "
@@ -131,18 +133,18 @@ def test_thresholds_are_printed_exactly(objective, budget):
         assert f"> ({factor} * {budget})" in text
     assert f"/ {budget}\n" in text  # the budget-remaining rule
     assert not re.search(r"\d{7,}|\de-", text), "a float's repr leaked into the rules"
-    assert float(budget) == slo.error_budget(objective) == float(rules.error_budget(objective))
+    assert slo.error_budget(objective) == Decimal(budget)
 
 
 def test_threshold_percentages_in_descriptions_are_exact():
     burn = {r["labels"]["long_window"]: r["annotations"]["description"]
-            for r in _alert_rules(objective=0.9995) if r["alert"] == rules.ALERT_BURN}
+            for r in _alert_rules(objective=0.9995) if r["alert"] == catalog.ALERT_BURN}
     assert "more than 0.72% over the last 5m" in burn["1h"]  # 14.4 * 0.0005
     assert "more than 0.3% over the last 30m" in burn["6h"]  # 6 * 0.0005
     assert "the 0.05% error budget of the 99.95% objective over 30d" in burn["1h"]
     assert "spends 2% of the budget every 1h and all of it in 2d2h" in burn["1h"]
     four_weeks = {r["labels"]["long_window"]: r["annotations"]["description"]
-                  for r in _alert_rules(period="4w") if r["alert"] == rules.ALERT_BURN}
+                  for r in _alert_rules(period="4w") if r["alert"] == catalog.ALERT_BURN}
     assert "spends 2.14% of the budget every 1h and all of it in 1d22h40m" in four_weeks["1h"]
 
 
@@ -153,18 +155,18 @@ def test_every_alert_has_summary_description_and_its_runbook_section():
     for rule in _alert_rules():
         ann = rule["annotations"]
         assert ann["summary"] and ann["description"], rule["alert"]
-        if rule["alert"] != rules.ALERT_ABSENT:  # (absent has no value; it names its 15m)
+        if rule["alert"] != catalog.ALERT_ABSENT:  # (absent has no value; it names its 15m)
             assert "{{ $value" in ann["description"], f"{rule['alert']}: no number shown"
         assert ann["runbook_url"] == f"docs/runbook.md#{rule['alert'].lower()}"
         assert rule["alert"] in headings, f"docs/runbook.md has no '## {rule['alert']}' section"
         seen.add(rule["alert"])
-    assert seen == set(rules.ALERTS)
+    assert seen == set(catalog.ALERTS)
 
 
 def test_runbook_url_option():
     alerts = _alert_rules(runbook_url="https://example.com/fakeai/runbook.md")
     assert {r["annotations"]["runbook_url"] for r in alerts} == {
-        f"https://example.com/fakeai/runbook.md#{a.lower()}" for a in rules.ALERTS}
+        f"https://example.com/fakeai/runbook.md#{a.lower()}" for a in catalog.ALERTS}
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -180,14 +182,14 @@ def test_objective_must_be_strictly_between_0_and_1(objective):
                                              ("720h", 2592000), ("1d12h", 129600),
                                              ("90s", 90), ("1w2d3h4m5s", 788645)])
 def test_parse_period(period, seconds):
-    assert rules.parse_period(period) == seconds
+    assert parse_period(period) == seconds
 
 
 @pytest.mark.parametrize("period", ["", "30", "30x", "d", "30D", "-30d", "3.5d", "12h1d", "0d",
                                     "0s", "30 d", None, 30])
 def test_bad_periods_are_refused(period):
     with pytest.raises(ValueError, match="period"):
-        rules.parse_period(period)
+        parse_period(period)
 
 
 @pytest.mark.parametrize("period", ["1d", "3d", "72h"])
