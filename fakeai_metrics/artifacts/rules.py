@@ -72,14 +72,14 @@ def _check_objective(objective: float) -> float:
     return objective
 
 
-def _num(d: Decimal) -> str:
+def exact_text(d: Decimal) -> str:
     """A decimal as PromQL reads it, without exponent or trailing zeros: 0.0010 -> '0.001'."""
     return format(d.normalize(), "f")
 
 
 def _percent(d: Decimal) -> str:
     """An exact percentage: Decimal('0.0144') -> '1.44%'."""
-    return _num(d * 100) + "%"
+    return exact_text(d * 100) + "%"
 
 
 def _share(d: Decimal) -> str:
@@ -182,7 +182,7 @@ def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
                   f"/\n"
                   f"sum_over_time({requests_5m}[{s.period}])")},
         {"record": c.budget_remaining_record(s.ns),
-         "expr": f"1 - {c.error_ratio_record(s.period, s.ns)} / {_num(s.budget)}"},
+         "expr": f"1 - {c.error_ratio_record(s.period, s.ns)} / {exact_text(s.budget)}"},
     ]
     return rules
 
@@ -203,7 +203,7 @@ class _BurnTerms:
         spent_share = _share(Decimal(w.factor) * parse_period(w.long) / period_seconds)
         lasts = format_duration(int(Decimal(period_seconds) / Decimal(w.factor)))
         return cls(
-            f"({w.factor} * {_num(budget)})", _percent(Decimal(w.factor) * budget),
+            f"({w.factor} * {exact_text(budget)})", _percent(Decimal(w.factor) * budget),
             "fast" if w.severity == c.PAGE else "steadily",
             f"(threshold: {w.factor}x the {_percent(budget)} error budget of the "
             f"{_percent(Decimal(repr(objective)))} objective over {period}). A burn of "
@@ -293,7 +293,7 @@ def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, A
                       f"sum_over_time({requests_5m}{sel}[{slo.period}])"),
              "labels": labels},
             {"record": c.slo_budget_remaining_record(s.ns),
-             "expr": f"1 - {period}{sel} / {_num(error_budget(slo.objective))}",
+             "expr": f"1 - {period}{sel} / {exact_text(error_budget(slo.objective))}",
              "labels": labels},
         ]
     return rules
@@ -467,7 +467,7 @@ def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
         "",
         f"SLO: {_percent(Decimal(repr(s.objective)))} of finished requests "
         f"({s.metric(c.REQUESTS)}) succeed over {s.period},",
-        f"per {' and '.join(s.by)} across all instances. Error budget: {_num(s.budget)}.",
+        f"per {' and '.join(s.by)} across all instances. Error budget: {exact_text(s.budget)}.",
         f"{c.ALERT_BURN} (multiwindow, multi-burn-rate): page at {pairs[c.PAGE]};",
         f"ticket at {pairs[c.TICKET]}. Without `for:`: the short",
         "window confirms the long one, and a `for:` would only add to the detection time.",

@@ -256,7 +256,7 @@ def test_every_metric_comes_from_the_catalog_or_the_rules():
         names.add(spec.full_name())
         if spec.kind == "histogram":
             names |= {spec.full_name() + s for s in ("_bucket", "_sum", "_count")}
-    names |= dashboards.recorded_rules(slos=EXAMPLE_SLOS) | {"ALERTS"}
+    names |= rules.recorded(slos=EXAMPLE_SLOS) | {"ALERTS"}
     used = set()
     for q in _all_queries():
         for node in _nodes(_parse(q.expr)):

@@ -89,7 +89,7 @@ def test_every_bundled_rule_is_loaded_and_healthy(stack):
     assert not unhealthy, f"rules not healthy: {unhealthy}"
     names = {r["name"] for r in loaded}
     assert set(catalog.ALERTS) | {catalog.ALERT_LATENCY_BURN} <= names
-    assert dashboards.recorded_rules(slos=EXAMPLE_SLOS) <= names
+    assert rules.recorded(slos=EXAMPLE_SLOS) <= names
 
 
 def test_every_panel_query_returns_data(stack):

@@ -9,7 +9,7 @@ import pytest
 from conftest import require_module
 
 from fakeai_metrics import LatencySLO, slo
-from fakeai_metrics.artifacts import dashboards, rules
+from fakeai_metrics.artifacts import dashboards
 
 SLOS = [LatencySLO("chat", 0.9995, model="gpt-4o", ttft_seconds=0.5),
         LatencySLO("batch", 0.99, period="28d", duration_seconds=30)]
