@@ -10,9 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fakeai_metrics import catalog, slo
-from fakeai_metrics.artifacts import rules
+from fakeai_metrics.artifacts import rules, rules_yaml
 from fakeai_metrics.durations import parse_period
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +49,26 @@ def test_committed_rule_files_are_the_generator_output(monkeypatch):
         assert (ALERTS_DIR / name).read_text(encoding="utf-8") == text, (
             f"grafana/alerts/{name} differs from the generator: run `fakeai-metrics rules "
             f"--slos {EXAMPLE_SLOS}` and commit the result")
+
+
+def test_every_file_reads_back_with_pyyaml_as_the_rules_it_was_written_from(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    options = (0.995, "4w", True, "acme", "https://example.com/runbook.md", EXAMPLE_SLOS)
+    texts = rules.generate(*options)
+    for name, (_, groups) in rules._all_documents(*options).items():
+        assert yaml.safe_load(texts[name]) == {"groups": [{"name": n, "rules": rs}
+                                                          for n, rs in groups]}
+
+
+@pytest.mark.parametrize("value", [
+    "yes", "No", "null", "~", "1h", "30d", "1.5", "0x1f", "a: b", "#x", "- x", "x #y", "@x", "*x",
+    'say "hi" \\ back', "é ünïcode ✓", "  padded", "tab\there", "ctl\x01", "nel\x85x", "ls\u2028x",
+    "{{ $labels.job }} burns " * 8, "word " * 30 + "end", "https://example.com/a#b"])
+def test_a_scalar_reads_back_as_written(value):
+    groups = [("g", [{"alert": "A", "expr": "up", "labels": {"k": value},
+                      "annotations": {"summary": value}}])]
+    text = rules_yaml.render(["header"], groups)
+    assert yaml.safe_load(text) == {"groups": [{"name": "g", "rules": groups[0][1]}]}
 
 
 def test_generate_is_deterministic_and_says_how_it_was_made():
