@@ -29,11 +29,11 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _alert_rules(**options) -> list[dict]:
-    s = rules._spec(options.get("objective", rules.DEFAULT_OBJECTIVE),
-                    options.get("period", rules.DEFAULT_PERIOD), options.get("by_model", False),
-                    options.get("namespace", catalog.DEFAULT_NAMESPACE),
-                    options.get("runbook_url", rules.DEFAULT_RUNBOOK))
-    docs = rules._documents(s, rules.command(**options))
+    docs = rules._all_documents(options.get("objective", rules.DEFAULT_OBJECTIVE),
+                                options.get("period", rules.DEFAULT_PERIOD),
+                                options.get("by_model", False),
+                                options.get("namespace", catalog.DEFAULT_NAMESPACE),
+                                options.get("runbook_url", rules.DEFAULT_RUNBOOK), None)
     return [r for _, groups in docs.values() for _, rs in groups for r in rs if "alert" in r]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ...slo import BURN_ALERT_PAIRS
-from ..rules import exact_text
+from ..rule_spec import exact_text
 from .panels import Step
 
 

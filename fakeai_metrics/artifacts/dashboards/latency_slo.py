@@ -8,7 +8,7 @@ from typing import Sequence
 from ... import catalog as c
 from ...latency_slo import LatencySLO
 from ...slo import ALERT_WINDOWS, error_budget
-from ..rules import exact_text
+from ..rule_spec import exact_text
 from .burn import burn_steps, factors_text, objective_percent, pairs_text
 from .panels import Board, Query, rate_unit_of, stat, timeseries
 from .promql import PromQL

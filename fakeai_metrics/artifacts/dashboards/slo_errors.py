@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ... import catalog as c
 from ...slo import ALERT_WINDOWS, BURN_ALERT_PAIRS
-from ..rules import exact_text
+from ..rule_spec import exact_text
 from .burn import burn_steps, factors_text, objective_percent, pairs_text
 from .panels import FULL, Board, Query, rate_unit_of, stat, table, timeseries
 from .promql import RANGE, PromQL
