@@ -24,7 +24,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fakeai_metrics import dashboards  # noqa: E402
+from fakeai_metrics.artifacts import dashboards  # noqa: E402
 
 #: (dashboard file, panel title) of the charts, in reading order.
 PANELS: tuple[tuple[str, str], ...] = (

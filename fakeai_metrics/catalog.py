@@ -298,3 +298,71 @@ def otel_markdown_table() -> str:
     rows += [f"| `{o.name}` | {_otel_kind(o.kind)} | `{o.unit}` | {', '.join(o.attributes())} | "
              f"`{m.full_name()}` |" for m in CATALOG if (o := m.otel) is not None]
     return "\n".join(rows) + "\n"
+
+
+# --- Recorded series and alerts (the rules in grafana/alerts/, read by the dashboards) ----------
+# Recording-rule names follow Prometheus' ``level:metric:operation``; the level is the namespace.
+
+def error_ratio_record(window: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Failed / finished requests over ``window`` (an alert window or the SLO period), by job."""
+    return f"{namespace}:sli_error:ratio_rate{window}"
+
+
+def sli_rate_records(namespace: str = DEFAULT_NAMESPACE) -> tuple[str, str]:
+    """Finished and failed requests per second over 5m, by job: the SLI's events."""
+    return f"{namespace}:sli_requests:rate5m", f"{namespace}:sli_errors:rate5m"
+
+
+def budget_remaining_record(namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Share of the period's error budget left (1 = untouched, < 0 = overspent), by job."""
+    return f"{namespace}:error_budget_remaining:ratio"
+
+
+def slo_bad_ratio_record(window: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """1 - good / matched requests of every latency SLO over ``window``, by job and slo."""
+    return f"{namespace}:slo_bad:ratio_rate{window}"
+
+
+def slo_rate_records(namespace: str = DEFAULT_NAMESPACE) -> tuple[str, str]:
+    """Matched and good requests per second over 5m, by job and slo."""
+    return f"{namespace}:slo_requests:rate5m", f"{namespace}:slo_good_requests:rate5m"
+
+
+def slo_budget_remaining_record(namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Share of a latency SLO's error budget left over its period, by job and slo."""
+    return f"{namespace}:slo_error_budget_remaining:ratio"
+
+
+def budget_used_record(namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Spent / limit per budgeted API key, by job."""
+    return f"{namespace}:budget_spent:ratio"
+
+
+#: Windows of the recorded spend rate (``spend_rate_record``).
+SPEND_RATE_WINDOWS: tuple[str, ...] = ("5m", "1h")
+
+
+def spend_rate_record(window: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """Spend in USD per second over ``window`` (one of SPEND_RATE_WINDOWS), by job and key."""
+    return f"{namespace}:cost_usd:rate{window}"
+
+
+# Alert names are a contract: runbook sections, tests and Alertmanager routes use them.
+#: Every bundled alert's name starts with this (the dashboards select ``alertname=~"FakeAI.*"``).
+ALERT_PREFIX = "FakeAI"
+ALERT_BURN = "FakeAIErrorBudgetBurn"
+ALERT_BUDGET_THRESHOLD = "FakeAIBudgetAlertThreshold"
+ALERT_BUDGET_EXCEEDED = "FakeAIBudgetExceeded"
+ALERT_ABSENT = "FakeAIMetricsAbsent"
+#: The alerts of the default rule files.
+ALERTS: tuple[str, ...] = (ALERT_BURN, ALERT_BUDGET_THRESHOLD, ALERT_BUDGET_EXCEEDED, ALERT_ABSENT)
+#: The latency SLOs' burn alert, only in the rules generated with latency SLOs.
+ALERT_LATENCY_BURN = "FakeAILatencySLOBurn"
+#: ``severity`` label values of the bundled alerts.
+PAGE = "page"
+TICKET = "ticket"
+WARNING = "warning"
+CRITICAL = "critical"
+#: Names of the labels whose fixed values are above (SUCCESS/ERROR, COMPLETED/FAILED; PROMPT...).
+OUTCOME_LABEL = "outcome"
+TOKEN_TYPE_LABEL = "type"

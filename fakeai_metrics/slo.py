@@ -1,4 +1,5 @@
-"""SLO arithmetic: error budget, burn rate and violation, exact at the boundary.
+"""SLO arithmetic: error budget, burn rate and violation, exact at the boundary; and the
+multiwindow burn-rate alert pairs the rules and dashboards are built on.
 
 Burn rate = observed error ratio / (1 - objective); 1.0 spends the budget exactly over the SLO
 period. A success ratio exactly at the objective is not a violation: the comparison is done on
@@ -14,39 +15,57 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from . import catalog as c
 from .durations import parse_period
 
-#: Windows of the recorded error ratios: every window the multiwindow burn-rate alerts read.
-WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+@dataclass(frozen=True)
+class BurnAlertPair:
+    """One multiwindow burn-rate condition: burn above ``factor`` over both ``long`` and
+    ``short`` windows (the short one confirms the long one is still burning)."""
+
+    severity: str
+    factor: str  # printed as written: "14.4", never a float's repr
+    long: str
+    short: str
+
+
+#: The SRE workbook's pairs for a 30-day SLO (2 % of the budget in 1h, 5 % in 6h, 10 % in 1d and
+#: in 3d). The factors are kept for other periods: a burn rate is relative to the budget rate.
+BURN_ALERT_PAIRS: tuple[BurnAlertPair, ...] = (
+    BurnAlertPair(c.PAGE, "14.4", "1h", "5m"),
+    BurnAlertPair(c.PAGE, "6", "6h", "30m"),
+    BurnAlertPair(c.TICKET, "3", "1d", "2h"),
+    BurnAlertPair(c.TICKET, "1", "3d", "6h"),
+)
+
+#: Every window a burn alert reads, shortest first: the windows of the recorded error ratios.
+ALERT_WINDOWS: tuple[str, ...] = tuple(
+    sorted({w for pair in BURN_ALERT_PAIRS for w in (pair.long, pair.short)}, key=parse_period))
 
 
 def longest_window_seconds() -> int:
     """The longest alert window (3d): an SLO period must be longer for its 1x alert to mean much."""
-    return max(parse_period(w) for w in WINDOWS)
+    return parse_period(ALERT_WINDOWS[-1])
 
 
-def exact_error_budget(objective: float) -> Decimal:
+def error_budget(objective: float) -> Decimal:
     """1 - objective in decimal, exactly as written: 0.999 -> Decimal('0.001')."""
     return Decimal(1) - Decimal(repr(objective))
 
 
-def error_budget(objective: float) -> float:
-    """1 - objective as the nearest float to the exact value (0.001, not 0.0010000000000000009)."""
-    return float(exact_error_budget(objective))
-
-
 def burn_rate(errors: float, total: float, objective: float) -> float:
-    return (errors / total) / error_budget(objective) if total else 0.0
+    return (errors / total) / float(error_budget(objective)) if total else 0.0
 
 
 def allowed_errors(total: int, objective: float) -> int:
     """Whole errors the budget allows among ``total`` requests: floor(total x (1 - objective)),
     exactly (1001 at 99.9 % allow 1; 10 at 90 % allow 1, where float arithmetic gives 0)."""
-    return math.floor(total * Fraction(exact_error_budget(objective)))
+    return math.floor(total * Fraction(error_budget(objective)))
 
 
 def violated(errors: int, total: int, objective: float) -> bool:
-    return bool(total) and Fraction(errors, total) > Fraction(exact_error_budget(objective))
+    return bool(total) and Fraction(errors, total) > Fraction(error_budget(objective))
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""Prometheus rules for the availability SLO and the API-key budgets, generated from the catalog.
+"""Prometheus rule files for the availability SLO, the API-key budgets and latency SLOs,
+generated from the catalog.
 
 ``generate()`` turns a small SLO spec (objective, period, grouping) and the metric catalog into
-the text of two rule files; ``write()`` puts them in a directory; ``main()`` is the
+the text of the rule files; ``write()`` puts them in a directory; ``main()`` is the
 ``fakeai-metrics rules`` command. The files in ``grafana/alerts/`` are this module's output with
-the defaults, and a test fails when they drift.
+the defaults, and a test fails when they drift. The rules themselves are built in ``slo_rules``
+and ``budget_rules`` from the options ``rule_spec`` checks; this module puts them in files with
+their headers.
 
 The SLO: a fraction ``objective`` of finished requests (``fakeai_requests_total``) succeed over
 ``period``. Its error ratio is recorded per window as ``<ns>:sli_error:ratio_rate<window>``,
@@ -11,32 +14,27 @@ summed over every instance of a ``job`` (optionally per ``model``), so a fleet i
 The burn-rate alerts are the SRE workbook's multiwindow, multi-burn-rate pairs; thresholds are
 printed as ``(factor * budget)`` with the budget computed in decimal, so 0.999 gives 0.001.
 
-Output is deterministic text, rendered here without a YAML library: every scalar is written in
-a form whose meaning cannot shift (literal blocks for PromQL, folded blocks or JSON-style double
-quotes for prose, plain only for simple identifiers and durations).
+Every name comes from the catalog (metrics, recorded series, alerts, label values) and the
+burn-alert pairs from ``slo``; the rules are built as dicts and written by ``rules_yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import re
 import sys
-import textwrap
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from .. import catalog as c
-from ..durations import format_duration, parse_period
 from ..latency_slo import LatencySLO, SLOSource, resolve
-from ..slo import WINDOWS, exact_error_budget, longest_window_seconds
-
-#: Rule groups of one file: (group name, rules), each rule a dict in its YAML key order.
-Groups = list[tuple[str, list[dict[str, Any]]]]
+from ..slo import BURN_ALERT_PAIRS
+from .budget_rules import budget_rules
+from .rule_spec import RuleSpec, exact_text, percent_text, rule_spec
+from .rules_yaml import Groups, render
+from .slo_rules import (ABSENT_FOR, absent_alert, burn_alert, latency_alert, latency_recording,
+                        slo_recording)
 
 DEFAULT_OBJECTIVE = 0.999
 DEFAULT_PERIOD = "30d"
@@ -50,135 +48,12 @@ BUDGET_FILE = "fakeai-budget.rules.yml"
 #: Written only with latency SLOs (``--slos FILE``).
 LATENCY_SLO_FILE = "fakeai-latency-slo.rules.yml"
 
-#: The ``outcome`` label value of a failed request in ``fakeai_requests_total``.
-ERROR_OUTCOME = "error"
-
-# Alert names are a contract: runbooks, tests and Alertmanager routes use them.
-ALERT_BURN = "FakeAIErrorBudgetBurn"
-ALERT_BUDGET_THRESHOLD = "FakeAIBudgetAlertThreshold"
-ALERT_BUDGET_EXCEEDED = "FakeAIBudgetExceeded"
-ALERT_ABSENT = "FakeAIMetricsAbsent"
-ALERTS: tuple[str, ...] = (ALERT_BURN, ALERT_BUDGET_THRESHOLD, ALERT_BUDGET_EXCEEDED, ALERT_ABSENT)
-#: The latency SLOs' burn alert (only in LATENCY_SLO_FILE, so not one of ALERTS).
-ALERT_LATENCY_BURN = "FakeAILatencySLOBurn"
-
-#: How long the SLO metrics must be missing before ``FakeAIMetricsAbsent`` fires: long enough to
-#: ride out a rolling restart or a Prometheus restart, short enough to notice the same hour.
-ABSENT_FOR = "15m"
-
-
-@dataclass(frozen=True)
-class BurnWindow:
-    """One multiwindow condition: burn above ``factor`` over both ``long`` and ``short``."""
-
-    severity: str
-    factor: str  # printed as written: "14.4", never a float's repr
-    long: str
-    short: str
-
-
-#: The SRE workbook's pairs for a 30-day SLO (2 % of the budget in 1h, 5 % in 6h, 10 % in 1d and
-#: in 3d). The factors are kept for other periods: a burn rate is relative to the budget rate.
-BURN_WINDOWS: tuple[BurnWindow, ...] = (
-    BurnWindow("page", "14.4", "1h", "5m"),
-    BurnWindow("page", "6", "6h", "30m"),
-    BurnWindow("ticket", "3", "1d", "2h"),
-    BurnWindow("ticket", "1", "3d", "6h"),
-)
-
-_NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-
-# --- spec validation ------------------------------------------------------------------------------
-
-def _check_objective(objective: float) -> float:
-    if isinstance(objective, bool) or not isinstance(objective, (int, float)):
-        raise ValueError(f"objective must be a number in (0, 1), got {objective!r}")
-    objective = float(objective)
-    if not math.isfinite(objective) or not 0.0 < objective < 1.0:
-        raise ValueError(
-            f"objective must be strictly between 0 and 1 (for example 0.999 for 99.9 %), "
-            f"got {objective!r}")
-    return objective
-
-
-def error_budget(objective: float) -> Decimal:
-    """1 - objective in decimal, exactly as written: 0.999 -> Decimal('0.001')."""
-    return exact_error_budget(_check_objective(objective))
-
-
-def _num(d: Decimal) -> str:
-    """A decimal as PromQL reads it, without exponent or trailing zeros: 0.0010 -> '0.001'."""
-    return format(d.normalize(), "f")
-
-
-def _percent(d: Decimal) -> str:
-    """An exact percentage: Decimal('0.0144') -> '1.44%'."""
-    return _num(d * 100) + "%"
-
-
-def _share(d: Decimal) -> str:
-    """A rounded percentage for prose: 3 significant digits."""
-    return f"{float(d * 100):.3g}%"
-
-
-@dataclass(frozen=True)
-class _Spec:
-    objective: float
-    budget: Decimal
-    period: str  # canonical
-    period_seconds: int
-    by: tuple[str, ...]
-    ns: str
-    runbook: str
-
-    def record(self, metric: str, operation: str) -> str:
-        return f"{self.ns}:{metric}:{operation}"
-
-    def metric(self, spec: c.MetricSpec) -> str:
-        return spec.full_name(self.ns)
-
-    @property
-    def by_clause(self) -> str:
-        return f"by ({', '.join(self.by)})"
-
-    @property
-    def subject(self) -> str:
-        """How an alert names what it is about, in templates."""
-        text = "{{ $labels.job }}"
-        if "model" in self.by:
-            text += " (model {{ $labels.model }})"
-        return text
-
-    def runbook_url(self, alert: str) -> str:
-        return f"{self.runbook}#{alert.lower()}"
-
-
-def _spec(objective: float, period: str, by_model: bool, namespace: str,
-          runbook_url: str) -> _Spec:
-    budget = error_budget(objective)
-    seconds = parse_period(period)
-    if seconds <= longest_window_seconds():
-        raise ValueError(
-            f"period {period!r} must be longer than the longest alert window "
-            f"({format_duration(longest_window_seconds())}): the 1x burn alert reads 3 days")
-    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
-        raise ValueError(f"namespace must be a metric-name prefix such as 'fakeai', got "
-                         f"{namespace!r}")
-    if not isinstance(runbook_url, str) or not runbook_url or any(ch.isspace()
-                                                                  for ch in runbook_url):
-        raise ValueError(f"runbook_url must be a non-empty URL without spaces, got "
-                         f"{runbook_url!r}")
-    by = ("job", "model") if by_model else ("job",)
-    return _Spec(_check_objective(objective), budget, format_duration(seconds), seconds, by,
-                 namespace, runbook_url.rstrip("#"))
-
 
 def command(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
             by_model: bool = False, namespace: str = c.DEFAULT_NAMESPACE,
             runbook_url: str = DEFAULT_RUNBOOK) -> str:
     """The ``fakeai-metrics rules`` command line that generates these options."""
-    s = _spec(objective, period, by_model, namespace, runbook_url)
+    s = rule_spec(objective, period, by_model, namespace, runbook_url)
     parts = ["fakeai-metrics", "rules", "--objective", repr(s.objective), "--period", s.period]
     if by_model:
         parts.append("--by-model")
@@ -189,381 +64,61 @@ def command(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
     return " ".join(parts)
 
 
-# --- names other code (dashboards, tests) may read -------------------------------------------------
-
-def error_ratio_record(window: str, namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded error ratio over ``window`` (one of WINDOWS, or the SLO period)."""
-    return f"{namespace}:sli_error:ratio_rate{window}"
-
-
-def budget_remaining_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded fraction of the period's error budget left (1 = untouched, < 0 = overspent)."""
-    return f"{namespace}:error_budget_remaining:ratio"
-
-
-def spend_rate_record(window: str = "1h", namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded spend in USD per second, per job and API key, over ``window`` (5m or 1h)."""
-    return f"{namespace}:cost_usd:rate{window}"
-
-
-def slo_bad_ratio_record(window: str, namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded bad ratio (1 - good / total) of every latency SLO over ``window``, by job and slo
-    (one of WINDOWS, or an SLO's period)."""
-    return f"{namespace}:slo_bad:ratio_rate{window}"
-
-
-def slo_budget_remaining_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded share of a latency SLO's error budget left over its period, by job and slo."""
-    return f"{namespace}:slo_error_budget_remaining:ratio"
-
-
-def slo_rate_records(namespace: str = c.DEFAULT_NAMESPACE) -> tuple[str, str]:
-    """Recorded 5m rates of the matched and of the good requests, by job and slo."""
-    return f"{namespace}:slo_requests:rate5m", f"{namespace}:slo_good_requests:rate5m"
-
-
-def budget_used_record(namespace: str = c.DEFAULT_NAMESPACE) -> str:
-    """Recorded spent / limit per budgeted API key."""
-    return f"{namespace}:budget_spent:ratio"
-
-
-# --- the rules ------------------------------------------------------------------------------------
-
-def _slo_recording(s: _Spec) -> list[dict[str, Any]]:
-    requests = s.metric(c.REQUESTS)
-    errors = f'{requests}{{outcome="{ERROR_OUTCOME}"}}'
-
-    def ratio(window: str) -> str:
-        return (f"(\n"
-                f"  sum {s.by_clause} (rate({errors}[{window}]))\n"
-                f"  or\n"
-                f"  0 * sum {s.by_clause} (rate({requests}[{window}]))\n"
-                f")\n"
-                f"/\n"
-                f"sum {s.by_clause} (rate({requests}[{window}]))")
-
-    rules: list[dict[str, Any]] = [
-        {"record": error_ratio_record(w, s.ns), "expr": ratio(w)} for w in WINDOWS]
-    requests_5m = s.record("sli_requests", "rate5m")
-    errors_5m = s.record("sli_errors", "rate5m")
-    rules += [
-        {"record": requests_5m, "expr": f"sum {s.by_clause} (rate({requests}[5m]))"},
-        {"record": errors_5m,
-         "expr": (f"sum {s.by_clause} (rate({errors}[5m]))\n"
-                  f"or\n"
-                  f"0 * sum {s.by_clause} (rate({requests}[5m]))")},
-        # The period's ratio from the recorded 5m rates: weighted by traffic like a rate over the
-        # raw counters, at a fraction of the samples a 30-day range over them would load.
-        {"record": error_ratio_record(s.period, s.ns),
-         "expr": (f"sum_over_time({errors_5m}[{s.period}])\n"
-                  f"/\n"
-                  f"sum_over_time({requests_5m}[{s.period}])")},
-        {"record": budget_remaining_record(s.ns),
-         "expr": f"1 - {error_ratio_record(s.period, s.ns)} / {_num(s.budget)}"},
-    ]
-    return rules
-
-
-@dataclass(frozen=True)
-class _BurnTerms:
-    """What a burn alert of one pair prints for an SLO's budget: its threshold (exact), how
-    fast it burns, and the description's closing sentence (threshold, budget, spend)."""
-
-    expr_threshold: str
-    threshold_pct: str
-    speed: str
-    closing: str
-
-    @classmethod
-    def of(cls, w: BurnWindow, objective: float, budget: Decimal, period: str,
-           period_seconds: int) -> "_BurnTerms":
-        spent_share = _share(Decimal(w.factor) * parse_period(w.long) / period_seconds)
-        lasts = format_duration(int(Decimal(period_seconds) / Decimal(w.factor)))
-        return cls(
-            f"({w.factor} * {_num(budget)})", _percent(Decimal(w.factor) * budget),
-            "fast" if w.severity == "page" else "steadily",
-            f"(threshold: {w.factor}x the {_percent(budget)} error budget of the "
-            f"{_percent(Decimal(repr(objective)))} objective over {period}). A burn of "
-            f"{w.factor}x spends {spent_share} of the budget every {w.long} and all of it "
-            f"in {lasts}.")
-
-    def expr(self, long_series: str, short_series: str) -> str:
-        return (f"{long_series} > {self.expr_threshold}\nand\n"
-                f"{short_series} > {self.expr_threshold}")
-
-
-def _burn_alert(s: _Spec, w: BurnWindow) -> dict[str, Any]:
-    t = _BurnTerms.of(w, s.objective, s.budget, s.period, s.period_seconds)
-    return {
-        "alert": ALERT_BURN,
-        "expr": t.expr(error_ratio_record(w.long, s.ns), error_ratio_record(w.short, s.ns)),
-        "labels": {"severity": w.severity, "long_window": w.long, "short_window": w.short},
-        "annotations": {
-            "summary": f"{s.subject} is burning its error budget {t.speed} "
-                       f"(over {w.factor}x for {w.long} and {w.short})",
-            "description": (
-                f"{{{{ $value | humanizePercentage }}}} of requests to {s.subject} failed over "
-                f"the last {w.long} and more than {t.threshold_pct} over the last {w.short} "
-                f"{t.closing}"),
-            "runbook_url": s.runbook_url(ALERT_BURN),
-        },
-    }
-
-
-def _absent_alert(s: _Spec) -> dict[str, Any]:
-    objective = s.metric(c.SLO_OBJECTIVE)
-    return {
-        "alert": ALERT_ABSENT,
-        "expr": f"absent({objective})",
-        "for": ABSENT_FOR,
-        "labels": {"severity": "ticket"},
-        "annotations": {
-            "summary": "No fakeai-metrics exporter is being scraped",
-            "description": (
-                f"Prometheus has had no {objective} series for {ABSENT_FOR}: no exporter of "
-                f"fakeai-metrics is scraped, so {ALERT_BURN} cannot fire and "
-                f"{error_ratio_record(WINDOWS[0], s.ns)} has no data."),
-            "runbook_url": s.runbook_url(ALERT_ABSENT),
-        },
-    }
-
-
-# --- latency SLOs ---------------------------------------------------------------------------------
-
-def _latency_recording(s: _Spec, slos: Sequence[LatencySLO]) -> list[dict[str, Any]]:
-    """Bad ratios per window for every SLO at once, then each SLO's period ratio and budget.
-
-    The ratio is 1 - good / total computed as (total - good) / total: with whole rates the
-    division is then correctly rounded, so a ratio exactly at a threshold is not read above it.
-    """
-    requests, good = s.metric(c.SLO_REQUESTS), s.metric(c.SLO_GOOD_REQUESTS)
-    by = "by (job, slo)"
-
-    def bad_ratio(window: str) -> str:
-        return (f"(\n"
-                f"  sum {by} (rate({requests}[{window}]))\n"
-                f"  -\n"
-                f"  sum {by} (rate({good}[{window}]))\n"
-                f")\n"
-                f"/\n"
-                f"sum {by} (rate({requests}[{window}]))")
-
-    requests_5m, good_5m = slo_rate_records(s.ns)
-    rules: list[dict[str, Any]] = [
-        {"record": slo_bad_ratio_record(w, s.ns), "expr": bad_ratio(w)} for w in WINDOWS]
-    rules += [{"record": requests_5m, "expr": f"sum {by} (rate({requests}[5m]))"},
-              {"record": good_5m, "expr": f"sum {by} (rate({good}[5m]))"}]
-    for slo in slos:
-        sel = f'{{slo="{slo.name}"}}'
-        period = slo_bad_ratio_record(slo.period, s.ns)
-        # Each SLO's own rules carry its slo label, so two of them never look alike to promtool.
-        labels = {"slo": slo.name}
-        rules += [
-            # The period's ratio from the recorded 5m rates, as for the availability SLO.
-            {"record": period,
-             "expr": (f"(\n"
-                      f"  sum_over_time({requests_5m}{sel}[{slo.period}])\n"
-                      f"  -\n"
-                      f"  sum_over_time({good_5m}{sel}[{slo.period}])\n"
-                      f")\n"
-                      f"/\n"
-                      f"sum_over_time({requests_5m}{sel}[{slo.period}])"),
-             "labels": labels},
-            {"record": slo_budget_remaining_record(s.ns),
-             "expr": f"1 - {period}{sel} / {_num(exact_error_budget(slo.objective))}",
-             "labels": labels},
-        ]
-    return rules
-
-
-def _latency_alert(s: _Spec, slo: LatencySLO, w: BurnWindow) -> dict[str, Any]:
-    t = _BurnTerms.of(w, slo.objective, exact_error_budget(slo.objective), slo.period,
-                      slo.period_seconds)
-    sel = f'{{slo="{slo.name}"}}'
-    return {
-        "alert": ALERT_LATENCY_BURN,
-        "expr": t.expr(f"{slo_bad_ratio_record(w.long, s.ns)}{sel}",
-                       f"{slo_bad_ratio_record(w.short, s.ns)}{sel}"),
-        "labels": {"slo": slo.name, "severity": w.severity, "long_window": w.long,
-                   "short_window": w.short},
-        "annotations": {
-            "summary": f"Latency SLO {{{{ $labels.slo }}}} of {{{{ $labels.job }}}} is burning "
-                       f"its error budget {t.speed} (over {w.factor}x for {w.long} and {w.short})",
-            "description": (
-                f"{{{{ $value | humanizePercentage }}}} of the requests latency SLO "
-                f"{{{{ $labels.slo }}}} matches on {{{{ $labels.job }}}} were bad (failed, or "
-                f"not within {slo.bounds_text()}) over the last {w.long}, and more than "
-                f"{t.threshold_pct} over the last {w.short} {t.closing}"),
-            "runbook_url": s.runbook_url(ALERT_LATENCY_BURN),
-        },
-    }
-
-
 def _pairs_by_severity() -> dict[str, str]:
     """The burn pairs in prose per severity, for the files' headers."""
     return {sev: " or ".join(f"{w.factor}x over {w.long} and {w.short}"
-                             for w in BURN_WINDOWS if w.severity == sev)
-            for sev in ("page", "ticket")}
+                             for w in BURN_ALERT_PAIRS if w.severity == sev)
+            for sev in (c.PAGE, c.TICKET)}
 
 
-def _latency_document(s: _Spec, slos: Sequence[LatencySLO],
+def _latency_document(s: RuleSpec, slos: Sequence[LatencySLO],
                       cmd: str) -> tuple[list[str], Groups]:
     pairs = _pairs_by_severity()
-    header = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
+    header = [f"Generated by `{cmd}` (fakeai_metrics/artifacts/rules.py)",
               "from the metric catalog and the latency SLO spec. Do not edit: rerun it.", "",
               "Latency SLOs: a request an SLO matches is good when it succeeded within every "
               "bound that applies;",
-              f"{s.record('slo_bad', 'ratio_rate<w>')} = 1 - good / total, per job (all "
+              f"{c.slo_bad_ratio_record('<w>', s.ns)} = 1 - good / total, per job (all "
               f"instances) and slo.",
-              f"{ALERT_LATENCY_BURN}: page at {pairs['page']};",
-              f"ticket at {pairs['ticket']} (factor x the SLO's error budget)."]
+              f"{c.ALERT_LATENCY_BURN}: page at {pairs[c.PAGE]};",
+              f"ticket at {pairs[c.TICKET]} (factor x the SLO's error budget)."]
     for slo in slos:
-        header.append(f"  {slo.name}: {_percent(Decimal(repr(slo.objective)))} over "
+        header.append(f"  {slo.name}: {percent_text(Decimal(repr(slo.objective)))} over "
                       f"{slo.period}, good when {slo.bounds_text()}")
-    rules = _latency_recording(s, slos)
-    rules += [_latency_alert(s, slo, w) for slo in slos for w in BURN_WINDOWS]
+    rules = latency_recording(s, slos)
+    rules += [latency_alert(s, slo, w) for slo in slos for w in BURN_ALERT_PAIRS]
     return header, [(f"{s.ns}-latency-slo", rules)]
 
 
-def _budget_rules(s: _Spec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    spent, limit = s.metric(c.BUDGET_SPENT), s.metric(c.BUDGET_LIMIT)
-    threshold, cost = s.metric(c.BUDGET_THRESHOLD), s.metric(c.COST)
-    key_label = c.BUDGET_SPENT.labels[0]
-    if not (c.BUDGET_LIMIT.labels == c.BUDGET_THRESHOLD.labels == c.BUDGET_SPENT.labels
-            and key_label in c.COST.labels):
-        raise RuntimeError("catalog: the budget gauges and the cost counter must share a key label")
-
-    # One figure per job and key however many instances report it: with a shared (Redis) store
-    # every instance exports the fleet's spend, so a sum would multiply it; with in-process
-    # stores each instance enforces its own budget, so the fullest one is the one to alert on.
-    by = f"max by (job, {key_label})"
-    spent, limit, threshold = (f"{by} ({m})" for m in (spent, limit, threshold))
-
-    # Each description first names the alert's own job and key, then reads the other gauges.
-    series = (f'{{{{ $series := printf "{{job=%q,{key_label}=%q}}" $labels.job '
-              f"$labels.{key_label} -}}}} ")
-
-    def value_of(metric: str, fmt: str = 'printf "%.2f"') -> str:
-        return (f'{{{{ with query (print "max({metric}" $series ")") }}}}'
-                f"{{{{ . | first | value | {fmt} }}}}{{{{ end }}}}")
-
-    key = f"{{{{ $labels.{key_label} }}}}"
-    used = "{{ $value | humanizePercentage }}"
-    spent_text = (f"API key {key} has spent {used} of its budget for the current period "
-                  f"({value_of(s.metric(c.BUDGET_SPENT))} USD of "
-                  f"{value_of(s.metric(c.BUDGET_LIMIT))} USD)")
-    recording = [
-        {"record": budget_used_record(s.ns), "expr": f"{spent} / {limit}"},
-        *({"record": spend_rate_record(w, s.ns),
-           "expr": f"sum by (job, {key_label}) (rate({cost}[{w}]))"} for w in ("5m", "1h")),
-    ]
-    alerts = [
-        {"alert": ALERT_BUDGET_THRESHOLD,
-         "expr": f"{spent} / {limit} >= {threshold}",
-         "labels": {"severity": "warning"},
-         "annotations": {
-             "summary": f"API key {key} has used {used} of its budget",
-             "description": (f"{series}{spent_text}, at or above its alert threshold of "
-                             f"{value_of(s.metric(c.BUDGET_THRESHOLD), 'humanizePercentage')}."),
-             "runbook_url": s.runbook_url(ALERT_BUDGET_THRESHOLD),
-         }},
-        {"alert": ALERT_BUDGET_EXCEEDED,
-         "expr": f"{spent} / {limit}\nand\n{spent} >= {limit}",
-         "labels": {"severity": "critical"},
-         "annotations": {
-             "summary": f"API key {key} has exceeded its budget ({used} used)",
-             "description": (f"{series}{spent_text}. With a hard budget CostTracker.allows() "
-                             f"is now False for the key; a soft one only reports."),
-             "runbook_url": s.runbook_url(ALERT_BUDGET_EXCEEDED),
-         }},
-    ]
-    return recording, alerts
-
-
-# --- rendering ------------------------------------------------------------------------------------
-
-_PLAIN_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]*|(?:\d+[wdhms])+")
-_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"}
-_WRAP = 96
-
-
-def _scalar(key: str, value: str, indent: str) -> list[str]:
-    """``key: value`` as YAML lines whose value parses back to exactly ``value``."""
-    if key == "expr" or "\n" in value:
-        if value != value.strip() or any(line != line.rstrip() for line in value.split("\n")):
-            raise ValueError(f"{key}: block text must not have outer or trailing spaces")
-        return [f"{indent}{key}: |-"] + [f"{indent}  {line}" if line else ""
-                                         for line in value.split("\n")]
-    if _PLAIN_RE.fullmatch(value) and value.lower() not in _YAML_WORDS:
-        return [f"{indent}{key}: {value}"]
-    if len(indent) + len(key) + len(value) + 4 > _WRAP and "  " not in value \
-            and value == value.strip() and value.isprintable():
-        # Folded block: each line break reads back as one space; no escaping is needed.
-        # Never break inside a {{ template action }}: it stays readable on one line.
-        glued = re.sub(r"{{.*?}}", lambda m: m.group(0).replace(" ", "\0"), value)
-        lines = [line.replace("\0", " ") for line in textwrap.wrap(
-            glued, _WRAP - len(indent) - 2, break_long_words=False, break_on_hyphens=False)]
-        if " ".join(lines) == value:
-            return [f"{indent}{key}: >-"] + [f"{indent}  {line}" for line in lines]
-    return [f"{indent}{key}: {json.dumps(value, ensure_ascii=False)}"]
-
-
-def _rule_lines(rule: dict[str, Any]) -> list[str]:
-    lines: list[str] = []
-    first = True
-    for key, value in rule.items():
-        indent = "      "
-        if isinstance(value, dict):
-            lines.append(f"{indent}{key}:")
-            for k, v in value.items():
-                lines += _scalar(k, v, indent + "  ")
-        else:
-            lines += _scalar(key, value, indent)
-        if first:
-            lines[0] = "    - " + lines[0][len("      "):]
-            first = False
-    return lines
-
-
-def _render(header: list[str], groups: Groups) -> str:
-    lines = [f"# {h}" if h else "#" for h in header]
-    lines.append("groups:")
-    for name, rules in groups:
-        lines += ["", f"  - name: {name}", "    rules:"]
-        for rule in rules:
-            lines += _rule_lines(rule)
-    return "\n".join(lines) + "\n"
-
-
-def _documents(s: _Spec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
+def _documents(s: RuleSpec, cmd: str) -> dict[str, tuple[list[str], Groups]]:
     """Each file's header comment lines and rule groups, before rendering."""
-    generated = [f"Generated by `{cmd}` (fakeai_metrics/rules.py)",
+    generated = [f"Generated by `{cmd}` (fakeai_metrics/artifacts/rules.py)",
                  "from the metric catalog (fakeai_metrics/catalog.py). Do not edit: rerun it."]
     pairs = _pairs_by_severity()
     slo_header = generated + [
         "",
-        f"SLO: {_percent(Decimal(repr(s.objective)))} of finished requests "
+        f"SLO: {percent_text(Decimal(repr(s.objective)))} of finished requests "
         f"({s.metric(c.REQUESTS)}) succeed over {s.period},",
-        f"per {' and '.join(s.by)} across all instances. Error budget: {_num(s.budget)}.",
-        f"{ALERT_BURN} (multiwindow, multi-burn-rate): page at {pairs['page']};",
-        f"ticket at {pairs['ticket']}. Without `for:`: the short",
+        f"per {' and '.join(s.by)} across all instances. Error budget: {exact_text(s.budget)}.",
+        f"{c.ALERT_BURN} (multiwindow, multi-burn-rate): page at {pairs[c.PAGE]};",
+        f"ticket at {pairs[c.TICKET]}. Without `for:`: the short",
         "window confirms the long one, and a `for:` would only add to the detection time.",
-        f"{ALERT_ABSENT} waits {ABSENT_FOR} (restarts, first scrapes) before firing.",
+        f"{c.ALERT_ABSENT} waits {ABSENT_FOR} (restarts, first scrapes) before firing.",
     ]
     budget_header = generated + [
         "",
-        f"Per-API-key budgets: {ALERT_BUDGET_THRESHOLD} at the key's alert threshold,",
-        f"{ALERT_BUDGET_EXCEEDED} at its limit. Keys without a budget export no budget series,",
+        f"Per-API-key budgets: {c.ALERT_BUDGET_THRESHOLD} at the key's alert threshold,",
+        f"{c.ALERT_BUDGET_EXCEEDED} at its limit. Keys without a budget export no budget series,",
         "so they never alert. Figures are taken per job and key with max over instances: with",
         "the Redis budget store every instance reports the fleet's spend (a sum would multiply",
         "it); with in-process stores each instance enforces its own budget (the fullest alerts).",
     ]
-    budget_recording, budget_alerts = _budget_rules(s)
+    budget_recording, budget_alerts = budget_rules(s)
     # One group a file: a group evaluates its rules in order, so each alert reads the ratios
     # recorded in the same evaluation (separate groups run on their own timers and lag).
     return {
-        SLO_FILE: (slo_header, [(f"{s.ns}-slo", _slo_recording(s) + [
-            *(_burn_alert(s, w) for w in BURN_WINDOWS), _absent_alert(s)])]),
+        SLO_FILE: (slo_header, [(f"{s.ns}-slo", slo_recording(s) + [
+            *(burn_alert(s, w) for w in BURN_ALERT_PAIRS), absent_alert(s)])]),
         BUDGET_FILE: (budget_header, [(f"{s.ns}-budget", budget_recording + budget_alerts)]),
     }
 
@@ -579,14 +134,30 @@ def generate(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
     is not a duration or not longer than 3d (the longest alert window), a namespace that is not a
     metric prefix, or a bad latency SLO spec (InvalidMetricInput).
     """
-    s = _spec(objective, period, by_model, namespace, runbook_url)
+    documents = _all_documents(objective, period, by_model, namespace, runbook_url, slos)
+    return {name: render(header, groups) for name, (header, groups) in documents.items()}
+
+
+def recorded(objective: float = DEFAULT_OBJECTIVE, period: str = DEFAULT_PERIOD,
+             namespace: str = c.DEFAULT_NAMESPACE,
+             slos: SLOSource | None = None) -> frozenset[str]:
+    """Every series name the rules generated with these options record: all a dashboard may
+    read. Raises as ``generate`` does."""
+    documents = _all_documents(objective, period, False, namespace, DEFAULT_RUNBOOK, slos)
+    return frozenset(rule["record"] for _, groups in documents.values() for _, rules in groups
+                     for rule in rules if "record" in rule)
+
+
+def _all_documents(objective: float, period: str, by_model: bool, namespace: str,
+                   runbook_url: str, slos: SLOSource | None) -> dict[str, tuple[list[str], Groups]]:
+    s = rule_spec(objective, period, by_model, namespace, runbook_url)
     cmd = command(objective, period, by_model, namespace, runbook_url)
     documents = _documents(s, cmd)
     latency = resolve(slos)
     if latency:
         source = str(slos) if isinstance(slos, (str, os.PathLike)) else "FILE"
         documents[LATENCY_SLO_FILE] = _latency_document(s, latency, f"{cmd} --slos {source}")
-    return {name: _render(header, groups) for name, (header, groups) in documents.items()}
+    return documents
 
 
 def write(out_dir: str | Path = DEFAULT_OUT, *, objective: float = DEFAULT_OBJECTIVE,

@@ -13,6 +13,7 @@ import pytest
 from conftest import require_module
 
 from fakeai_metrics import catalog
+from fakeai_metrics.slo import ALERT_WINDOWS, BURN_ALERT_PAIRS, error_budget
 from fakeai_metrics.artifacts import dashboards, rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,7 +85,7 @@ def test_slo_options_reach_the_slo_panels():
     slo = dashboards.generate(objective=0.995, period="28d")["fakeai-slo.json"]
     exprs = [q.expr for q in dashboards.panel_queries(slo)]
     assert any(e.endswith(" / 0.005") for e in exprs)
-    assert any(rules.error_ratio_record("28d") in e for e in exprs)
+    assert any(catalog.error_ratio_record("28d") in e for e in exprs)
     with pytest.raises(ValueError):
         dashboards.generate(objective=1.5)
 
@@ -255,7 +256,7 @@ def test_every_metric_comes_from_the_catalog_or_the_rules():
         names.add(spec.full_name())
         if spec.kind == "histogram":
             names |= {spec.full_name() + s for s in ("_bucket", "_sum", "_count")}
-    names |= dashboards.recorded_rules(slos=EXAMPLE_SLOS) | {"ALERTS"}
+    names |= rules.recorded(slos=EXAMPLE_SLOS) | {"ALERTS"}
     used = set()
     for q in _all_queries():
         for node in _nodes(_parse(q.expr)):
@@ -275,12 +276,12 @@ def test_burn_rate_panel_draws_every_alert_factor_and_window():
     panel = next(p for p in slo["panels"] if p["title"] == "Burn rate per window")
     steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     assert sorted(v for v in steps if v is not None) == sorted(
-        {float(w.factor) for w in rules.BURN_WINDOWS}) == [1.0, 3.0, 6.0, 14.4]
+        {float(w.factor) for w in BURN_ALERT_PAIRS}) == [1.0, 3.0, 6.0, 14.4]
     assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] != "off"
-    assert [t["legendFormat"] for t in panel["targets"]] == list(rules.WINDOWS)
-    budget = format(rules.error_budget(rules.DEFAULT_OBJECTIVE).normalize(), "f")
-    for t, window in zip(panel["targets"], rules.WINDOWS):
-        assert t["expr"] == f'{rules.error_ratio_record(window)}{{job="$job"}} / {budget}'
+    assert [t["legendFormat"] for t in panel["targets"]] == list(ALERT_WINDOWS)
+    budget = format(error_budget(rules.DEFAULT_OBJECTIVE).normalize(), "f")
+    for t, window in zip(panel["targets"], ALERT_WINDOWS):
+        assert t["expr"] == f'{catalog.error_ratio_record(window)}{{job="$job"}} / {budget}'
 
 
 def test_alert_panels_select_every_bundled_alert():
@@ -290,7 +291,7 @@ def test_alert_panels_select_every_bundled_alert():
     for expr in exprs:
         pattern = re.search(r'alertname=~"([^"]+)"', expr).group(1)
         assert pattern == "FakeAI.*"
-        assert all(re.fullmatch(pattern, alert) for alert in rules.ALERTS)
+        assert all(re.fullmatch(pattern, alert) for alert in catalog.ALERTS)
 
 
 def test_budget_panels_draw_the_threshold_and_the_limit():

@@ -68,7 +68,7 @@ def test_prometheus_scrapes_the_demo(stack):
     for s in series:
         assert set(catalog.REQUESTS.labels) <= set(s["metric"]), s["metric"]
         assert s["metric"]["job"] == stack.job
-    assert {s["metric"]["outcome"] for s in series} <= {"success", rules.ERROR_OUTCOME}
+    assert {s["metric"]["outcome"] for s in series} <= {catalog.SUCCESS, catalog.ERROR}
     assert sum(float(s["value"][1]) for s in series) > 0
 
 
@@ -88,8 +88,8 @@ def test_every_bundled_rule_is_loaded_and_healthy(stack):
                  if r["health"] != "ok" or r.get("lastError")]
     assert not unhealthy, f"rules not healthy: {unhealthy}"
     names = {r["name"] for r in loaded}
-    assert set(rules.ALERTS) | {rules.ALERT_LATENCY_BURN} <= names
-    assert dashboards.recorded_rules(slos=EXAMPLE_SLOS) <= names
+    assert set(catalog.ALERTS) | {catalog.ALERT_LATENCY_BURN} <= names
+    assert rules.recorded(slos=EXAMPLE_SLOS) <= names
 
 
 def test_every_panel_query_returns_data(stack):

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from conftest import require_module
 
-from fakeai_metrics import LatencySLO
-from fakeai_metrics.artifacts import dashboards, rules
+from fakeai_metrics import LatencySLO, slo
+from fakeai_metrics.artifacts import dashboards
 
 SLOS = [LatencySLO("chat", 0.9995, model="gpt-4o", ttft_seconds=0.5),
         LatencySLO("batch", 0.99, period="28d", duration_seconds=30)]
@@ -49,7 +49,7 @@ def test_goodput_against_throughput(board):
 
 def test_bad_ratio_per_window_against_the_objective(board):
     panel = _panel(board, "chat: bad ratio per window vs objective")
-    assert [t["legendFormat"] for t in panel["targets"]] == list(rules.WINDOWS)
+    assert [t["legendFormat"] for t in panel["targets"]] == list(slo.ALERT_WINDOWS)
     assert panel["targets"][0]["expr"] == 'fakeai:slo_bad:ratio_rate5m{job="$job", slo="chat"}'
     steps = [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
     assert steps == [None, 0.0005]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fakeai_metrics import LatencySLO
+from fakeai_metrics import LatencySLO, catalog
 from fakeai_metrics.artifacts import rules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_only_written_with_slos_and_the_other_files_do_not_change():
 def test_bad_ratio_per_window_summed_over_instances_by_slo():
     records = {r["record"]: r["expr"] for r in _rules() if "record" in r and "labels" not in r}
     for window in ("5m", "30m", "1h", "2h", "6h", "1d", "3d"):
-        expr = records[rules.slo_bad_ratio_record(window)]
+        expr = records[catalog.slo_bad_ratio_record(window)]
         assert expr == (
             f"(\n  sum by (job, slo) (rate(fakeai_slo_requests_total[{window}]))\n  -\n"
             f"  sum by (job, slo) (rate(fakeai_slo_good_requests_total[{window}]))\n)\n/\n"
@@ -61,7 +61,7 @@ def test_each_slo_gets_its_period_ratio_and_budget_with_its_own_label():
 
 def test_alerts_per_slo_and_pair_with_thresholds_printed_exactly():
     alerts = [r for r in _rules() if "alert" in r]
-    assert {a["alert"] for a in alerts} == {rules.ALERT_LATENCY_BURN}
+    assert {a["alert"] for a in alerts} == {catalog.ALERT_LATENCY_BURN}
     got = {(a["labels"]["slo"], a["labels"]["severity"], a["labels"]["long_window"],
             a["labels"]["short_window"]): a["expr"] for a in alerts}
     assert len(got) == 8
@@ -90,7 +90,7 @@ def test_descriptions_name_the_bounds_objective_and_runbook():
     assert "spends 10.7% of the budget every 3d and all of it in 28d" in batch["description"]
     assert chat["runbook_url"] == "docs/runbook.md#fakeailatencysloburn"
     headings = re.findall(r"^## (.+)$", RUNBOOK.read_text(encoding="utf-8"), re.M)
-    assert rules.ALERT_LATENCY_BURN in headings
+    assert catalog.ALERT_LATENCY_BURN in headings
 
 
 def test_namespace_applies():
