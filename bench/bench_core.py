@@ -442,8 +442,12 @@ def multiprocess_section(report: Report, quick: bool, seed: int) -> None:
           f"{mp['mp_one_ms']:.2f} ms; prometheus_client's MultiProcessCollector on the same "
           f"files: {mp['mp_prometheus_client_ms']:.2f} ms "
           f"({mp['mp_prometheus_client_ms'] / mp['single_ms']:.2f}x)")
+    for d in mp["diffs"][:5]:
+        print(f"  mismatch multiprocess vs one process: {d}")
     report.check(f"multiprocess scrape {mp['workers']} workers / single", mp["mp_ms"] /
                  mp["single_ms"], TARGET_MP_RATIO, ".2f", "x")
+    report.must("multiprocess scrape matches one process", not mp["diffs"],
+                "yes" if not mp["diffs"] else f"NO ({len(mp['diffs'])})")
     n = 2_000 if quick else 5_000
     rec = scale.multiprocess_recording(SCRIPT, n, seed, reps=3 if quick else 7)
     ratio = rec["project_median"] / rec["floor_median"]

@@ -8,7 +8,8 @@ Multiprocess: ``workers`` subprocesses each run the seed workload (a different s
 ``PROMETHEUS_MULTIPROC_DIR`` set, so the trackers write through to prometheus_client's files; then
 this process scrapes them with ``scrape_registry()`` (``MergingCollector``) and, for context, with
 prometheus_client's ``MultiProcessCollector``; both must give the same bytes. The reference is one
-ordinary process that ran all those requests itself, scraped with ``generate_latest``.
+ordinary process that ran all those requests itself, scraped with ``generate_latest``: the two
+must hold the same series and values (sums to float rounding, since each worker sums its own).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 import workload as w
-from fakeai_metrics import multiprocess
+from fakeai_metrics import catalog as c, multiprocess
 
 
 def best_time(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
@@ -125,25 +126,28 @@ def multiprocess_scrape(script: str, workers: int, n_per_worker: int, seed: int,
                         reps: int) -> dict[str, Any]:
     """Scrape time of ``workers`` workers' files vs one ordinary process holding all requests
     (and, for context, one worker in multiprocess mode holding them all)."""
-    mp_s, mp_bytes, files, record_us, pc_s = _scrape_workers(script, [n_per_worker] * workers,
-                                                             seed, reps)
+    mp_s, mp_text, files, record_us, pc_s = _scrape_workers(script, [n_per_worker] * workers,
+                                                            seed, reps)
     one_s, _, _, _, _ = _scrape_workers(script, [n_per_worker * workers], seed, reps)
     cell, clock = w.make_clock("virtual")
     single = w.build_seed(clock)
     for i in range(workers):
         w.run_seed(w.make_workload(n_per_worker, seed + i), single, cell)
     sp_s, sp_text = best_time(lambda: generate_latest(single["registry"]), reps)
+    # the burn rate is per-process state, not exported in this mode (multiprocess/__init__.py)
+    diffs = [d for d in w.compare(mp_text.decode(), sp_text.decode(), "virtual")
+             if c.SLO_BURN_RATE.full_name() not in d]
     return {"workers": workers, "requests": workers * n_per_worker, "files": files,
-            "mp_ms": mp_s * 1e3, "mp_bytes": mp_bytes, "mp_one_ms": one_s * 1e3,
-            "mp_prometheus_client_ms": pc_s * 1e3,
+            "mp_ms": mp_s * 1e3, "mp_bytes": len(mp_text), "diffs": diffs,
+            "mp_one_ms": one_s * 1e3, "mp_prometheus_client_ms": pc_s * 1e3,
             "single_ms": sp_s * 1e3, "single_bytes": len(sp_text), "mp_record_us": record_us}
 
 
 def _scrape_workers(script: str, sizes: list[int], seed: int, reps: int
-                    ) -> tuple[float, int, int, float, float]:
+                    ) -> tuple[float, bytes, int, float, float]:
     """One worker process per size, then a multiprocess scrape of their files: (best seconds,
-    bytes, files, mean us/request recording in a worker, best seconds of prometheus_client's
-    ``MultiProcessCollector`` on the same files)."""
+    the exposition, files, mean us/request recording in a worker, best seconds of
+    prometheus_client's ``MultiProcessCollector`` on the same files)."""
     with tempfile.TemporaryDirectory(prefix="fakeai-bench-mp-") as tmp:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": tmp}
         procs = [subprocess.Popen([sys.executable, script, "--mp-worker", str(n),
@@ -171,4 +175,4 @@ def _scrape_workers(script: str, sizes: list[int], seed: int, reps: int
             else:
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = old
         files = len(os.listdir(tmp))
-    return mp_s, len(mp_text), files, sum(record_us) / len(record_us), pc_s
+    return mp_s, mp_text, files, sum(record_us) / len(record_us), pc_s
