@@ -10,10 +10,13 @@ this process scrapes them with ``scrape_registry()`` (``MergingCollector``) and,
 prometheus_client's ``MultiProcessCollector``; both must give the same bytes. The reference is one
 ordinary process that ran all those requests itself, scraped with ``generate_latest``: the two
 must hold the same series and values (sums to float rounding, since each worker sums its own).
+Recording in that mode is timed one worker at a time against bare prometheus_client, and one write
+into the files (a mirror's against a bare child's) on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -21,13 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 import workload as w
 from fakeai_metrics import catalog as c, multiprocess
+from fakeai_metrics.multiprocess import mirrors
 
 
 def best_time(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
@@ -102,6 +106,50 @@ def mp_floor_worker(n: int, seed: int) -> None:
     t0 = time.perf_counter()
     w.run_floor(work, floor, cell, clock)
     print(f"{(time.perf_counter() - t0) / n * 1e6:.3f}")
+
+
+@contextlib.contextmanager
+def _multiprocess_values(path: str) -> Iterator[None]:
+    """prometheus_client metrics made inside write memory-mapped files in ``path``, as in a
+    worker started with ``PROMETHEUS_MULTIPROC_DIR`` (its default process identifier)."""
+    old_env, old_class = os.environ.get("PROMETHEUS_MULTIPROC_DIR"), values.ValueClass
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    values.ValueClass = values.MultiProcessValue()
+    try:
+        yield
+    finally:
+        values.ValueClass = old_class
+        if old_env is None:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = old_env
+
+
+def mirror_write_us(reps: int, n: int = 50_000) -> dict[str, float]:
+    """Best us per write into prometheus_client's files: an inter-token gap as the streaming hot
+    path writes it (``mirror_of(key).observe``), a cost increment through ``MirroredCounter.inc``
+    (its in-process value too), each against a bare prometheus_client child's."""
+    with tempfile.TemporaryDirectory(prefix="fakeai-bench-mpw-") as tmp, \
+            _multiprocess_values(tmp):
+        itl = mirrors.MirroredHistogram(c.ITL, "bench")
+        cost = mirrors.MirroredCounter(c.COST, "bench")
+        key = (w.API_KEYS[0], w.MODELS[0])
+        calls = {"mirror_observe": itl.mirror_of((w.MODELS[0],)).observe,
+                 "child_observe": Histogram("floor_itl", c.ITL.help, c.ITL.labels, registry=None,
+                                            buckets=c.ITL.buckets).labels(w.MODELS[0]).observe,
+                 "mirror_inc": lambda x: cost.inc(key, x),
+                 "child_inc": Counter("floor_cost", c.COST.help, c.COST.labels,
+                                      registry=None).labels(*key).inc}
+        out = {}
+        for name, call in calls.items():
+            best = math.inf
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    call(0.02)
+                best = min(best, time.perf_counter() - t0)
+            out[name] = best / n * 1e6
+    return out
 
 
 def multiprocess_recording(script: str, n: int, seed: int, reps: int) -> dict[str, float]:
