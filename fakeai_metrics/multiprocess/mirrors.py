@@ -65,7 +65,7 @@ def _direct(values: list[Any]) -> bool:
         hasattr(v, "_file") and hasattr(v, "_key") and hasattr(v, "_value") for v in values)
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=16)  # one class in a server; tests make more
 def _forks_only(value_class: type) -> bool:
     """A memory-mapped value class (``values.MultiProcessValue()``) identifying processes by
     ``os.getpid``."""
