@@ -145,6 +145,28 @@ def test_threads_through_one_hub_lose_no_write(mmap_values):
     assert metric_value(reg, "fakeai_request_duration_seconds_count") == 2 * threads * n
 
 
+@pytest.mark.parametrize("identifier", [os.getpid, lambda: 101])
+def test_two_hubs_in_one_process_add_up(tmp_path, monkeypatch, identifier):
+    """Two hubs in one worker (or a tracker beside a hub) write the same file records: both
+    counts are kept, whether the mirrors write the records or prometheus_client's children do."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(identifier))
+    hubs = Telemetry(registry=CollectorRegistry()), Telemetry(registry=CollectorRegistry())
+    for t, n in zip(hubs + hubs[:1], (10, 20, 40)):
+        for i in range(n):
+            t.record_request(endpoint=EP, model="m", latency_s=0.1, prompt_tokens=2,
+                             api_key="sk-two")
+        t.start_stream(f"s{n}", endpoint=EP, model="m")
+        for _ in range(3):
+            t.stream_token(f"s{n}")
+    reg = scrape_registry()
+    assert metric_value(reg, "fakeai_requests_total") == 70
+    assert metric_value(reg, "fakeai_tokens_total", {"type": "prompt"}) == 140
+    assert metric_value(reg, "fakeai_request_duration_seconds_count") == 70
+    assert metric_value(reg, "fakeai_inter_token_latency_seconds_count") == 3 * 2
+    assert metric_value(reg, "fakeai_streams_active") == 3
+
+
 FORKING_WORKER = textwrap.dedent(f"""
     import os
     from prometheus_client import CollectorRegistry
