@@ -102,11 +102,13 @@ class _FileRecords:
 
     def renew(self) -> None:
         """Find the records in this process's file; after a fork, ``get()`` runs
-        prometheus_client's pid check, which first moves every value to the child's files."""
-        self.generation = _generation[0]
+        prometheus_client's pid check, which first moves every value to the child's files.
+        The generation is set last: a thread that sees it current sees the new file too."""
+        generation = _generation[0]
         self.values[0].get()
-        self.file = self.values[0]._file
-        self.positions = [self.file._positions[v._key] for v in self.values]
+        file = self.values[0]._file
+        self.file, self.positions = file, [file._positions[v._key] for v in self.values]
+        self.generation = generation
 
 
 class _CounterRecord(_FileRecords):
