@@ -8,11 +8,15 @@ Multiprocess: ``workers`` subprocesses each run the seed workload (a different s
 ``PROMETHEUS_MULTIPROC_DIR`` set, so the trackers write through to prometheus_client's files; then
 this process scrapes them with ``scrape_registry()`` (``MergingCollector``) and, for context, with
 prometheus_client's ``MultiProcessCollector``; both must give the same bytes. The reference is one
-ordinary process that ran all those requests itself, scraped with ``generate_latest``.
+ordinary process that ran all those requests itself, scraped with ``generate_latest``: the two
+must hold the same series and values (sums to float rounding, since each worker sums its own).
+Recording in that mode is timed one worker at a time against bare prometheus_client, and one write
+into the files (a mirror's against a bare child's) on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -20,13 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 import workload as w
-from fakeai_metrics import multiprocess
+from fakeai_metrics import catalog as c, multiprocess
+from fakeai_metrics.multiprocess import mirrors
 
 
 def best_time(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
@@ -103,6 +108,50 @@ def mp_floor_worker(n: int, seed: int) -> None:
     print(f"{(time.perf_counter() - t0) / n * 1e6:.3f}")
 
 
+@contextlib.contextmanager
+def _multiprocess_values(path: str) -> Iterator[None]:
+    """prometheus_client metrics made inside write memory-mapped files in ``path``, as in a
+    worker started with ``PROMETHEUS_MULTIPROC_DIR`` (its default process identifier)."""
+    old_env, old_class = os.environ.get("PROMETHEUS_MULTIPROC_DIR"), values.ValueClass
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    values.ValueClass = values.MultiProcessValue()
+    try:
+        yield
+    finally:
+        values.ValueClass = old_class
+        if old_env is None:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = old_env
+
+
+def mirror_write_us(reps: int, n: int = 50_000) -> dict[str, float]:
+    """Best us per write into prometheus_client's files: an inter-token gap as the streaming hot
+    path writes it (``mirror_of(key).observe``), a cost increment through ``MirroredCounter.inc``
+    (its in-process value too), each against a bare prometheus_client child's."""
+    with tempfile.TemporaryDirectory(prefix="fakeai-bench-mpw-") as tmp, \
+            _multiprocess_values(tmp):
+        itl = mirrors.MirroredHistogram(c.ITL, "bench")
+        cost = mirrors.MirroredCounter(c.COST, "bench")
+        key = (w.API_KEYS[0], w.MODELS[0])
+        calls = {"mirror_observe": itl.mirror_of((w.MODELS[0],)).observe,
+                 "child_observe": Histogram("floor_itl", c.ITL.help, c.ITL.labels, registry=None,
+                                            buckets=c.ITL.buckets).labels(w.MODELS[0]).observe,
+                 "mirror_inc": lambda x: cost.inc(key, x),
+                 "child_inc": Counter("floor_cost", c.COST.help, c.COST.labels,
+                                      registry=None).labels(*key).inc}
+        out = {}
+        for name, call in calls.items():
+            best = math.inf
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    call(0.02)
+                best = min(best, time.perf_counter() - t0)
+            out[name] = best / n * 1e6
+    return out
+
+
 def multiprocess_recording(script: str, n: int, seed: int, reps: int) -> dict[str, float]:
     """us per request recording in multiprocess mode, the project's trackers vs bare
     prometheus_client (the floor), one worker process at a time, sides alternated; best and
@@ -125,25 +174,28 @@ def multiprocess_scrape(script: str, workers: int, n_per_worker: int, seed: int,
                         reps: int) -> dict[str, Any]:
     """Scrape time of ``workers`` workers' files vs one ordinary process holding all requests
     (and, for context, one worker in multiprocess mode holding them all)."""
-    mp_s, mp_bytes, files, record_us, pc_s = _scrape_workers(script, [n_per_worker] * workers,
-                                                             seed, reps)
+    mp_s, mp_text, files, record_us, pc_s = _scrape_workers(script, [n_per_worker] * workers,
+                                                            seed, reps)
     one_s, _, _, _, _ = _scrape_workers(script, [n_per_worker * workers], seed, reps)
     cell, clock = w.make_clock("virtual")
     single = w.build_seed(clock)
     for i in range(workers):
         w.run_seed(w.make_workload(n_per_worker, seed + i), single, cell)
     sp_s, sp_text = best_time(lambda: generate_latest(single["registry"]), reps)
+    # the burn rate is per-process state, not exported in this mode (multiprocess/__init__.py)
+    diffs = [d for d in w.compare(mp_text.decode(), sp_text.decode(), "virtual")
+             if c.SLO_BURN_RATE.full_name() not in d]
     return {"workers": workers, "requests": workers * n_per_worker, "files": files,
-            "mp_ms": mp_s * 1e3, "mp_bytes": mp_bytes, "mp_one_ms": one_s * 1e3,
-            "mp_prometheus_client_ms": pc_s * 1e3,
+            "mp_ms": mp_s * 1e3, "mp_bytes": len(mp_text), "diffs": diffs,
+            "mp_one_ms": one_s * 1e3, "mp_prometheus_client_ms": pc_s * 1e3,
             "single_ms": sp_s * 1e3, "single_bytes": len(sp_text), "mp_record_us": record_us}
 
 
 def _scrape_workers(script: str, sizes: list[int], seed: int, reps: int
-                    ) -> tuple[float, int, int, float, float]:
+                    ) -> tuple[float, bytes, int, float, float]:
     """One worker process per size, then a multiprocess scrape of their files: (best seconds,
-    bytes, files, mean us/request recording in a worker, best seconds of prometheus_client's
-    ``MultiProcessCollector`` on the same files)."""
+    the exposition, files, mean us/request recording in a worker, best seconds of
+    prometheus_client's ``MultiProcessCollector`` on the same files)."""
     with tempfile.TemporaryDirectory(prefix="fakeai-bench-mp-") as tmp:
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": tmp}
         procs = [subprocess.Popen([sys.executable, script, "--mp-worker", str(n),
@@ -171,4 +223,4 @@ def _scrape_workers(script: str, sizes: list[int], seed: int, reps: int
             else:
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = old
         files = len(os.listdir(tmp))
-    return mp_s, len(mp_text), files, sum(record_us) / len(record_us), pc_s
+    return mp_s, mp_text, files, sum(record_us) / len(record_us), pc_s

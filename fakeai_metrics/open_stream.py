@@ -13,8 +13,8 @@ class OpenStream:
     ``key`` is the label tuple the stream reports under (its model or endpoint). ``itl`` is the
     inter-token-latency series the stream's gaps go to, remembered at its first gap so that later
     tokens update it without looking it up (``StreamingMetricsTracker.record_token``). In
-    multiprocess mode ``mirror`` is that series' prometheus_client child, which every gap also
-    goes to.
+    multiprocess mode ``mirror`` is what that series' prometheus_client file records are written
+    with (``MirroredHistogram.mirror_of``), which every gap also goes to.
     """
 
     __slots__ = ("key", "start", "first", "last", "tokens", "prompt_tokens", "itl",
