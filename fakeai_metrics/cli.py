@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import math
+import signal
 import socket
 import sys
 import threading
@@ -195,18 +196,26 @@ def _serve(args: argparse.Namespace) -> int:
     if bool(args.certfile) != bool(args.keyfile):
         print("fakeai-metrics: --certfile and --keyfile go together", file=sys.stderr)
         return 2
-    server, _ = serve(args.port, args.addr, certfile=args.certfile, keyfile=args.keyfile,
-                      client_cafile=args.client_cafile,
-                      client_auth_required=bool(args.client_cafile), timeout=args.timeout)
-    scheme = "https" if args.certfile else "http"
-    print(f"serving metrics on {scheme}://{args.addr}:{args.port}/metrics; Ctrl-C stops")
+    # Ctrl-C is held back until the server is up: the port answers before serve() returns (the
+    # server threads inherit the mask, so a Ctrl-C still reaches this thread, at the unblock)
+    server = None
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
+        server, _ = serve(args.port, args.addr, certfile=args.certfile, keyfile=args.keyfile,
+                          client_cafile=args.client_cafile,
+                          client_auth_required=bool(args.client_cafile), timeout=args.timeout)
+        scheme = "https" if args.certfile else "http"
+        print(f"serving metrics on {scheme}://{args.addr}:{args.port}/metrics; Ctrl-C stops",
+              flush=True)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        server.shutdown()
-        server.server_close()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     return 0
 
 
