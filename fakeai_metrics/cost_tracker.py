@@ -173,12 +173,11 @@ class _KeyUsage:
 
 
 class _ModelRoute(NamedTuple):
-    """What billing a model needs, resolved from ``CostTracker.prices`` once per model name (at
-    most 10,000 names are kept): its price, whether it was found, and the label tuples its token
-    and unpriced series are keyed by."""
+    """What recording a model's usage needs, resolved once per model name (at most 10,000 names
+    are kept): its price (for the cache savings) and the label tuples its token and unpriced
+    series are keyed by."""
 
     price: Price
-    known: bool
     cached_rate: float  # USD per million cached tokens (the input price without a cached one)
     label: str  # the model's label value (``__other__`` beyond the model cap)
     prompt: tuple[str, str]
@@ -272,22 +271,20 @@ class CostTracker(Tracker):
         key = kid if api_key is None else self.limits.api_key(kid)
         if api_key is not None and api_key in endpoint:
             endpoint = scrub_path(endpoint, api_key)
+        cost, known = media if media is not None else self.prices.cost(
+            model, prompt_tokens, completion_tokens, cached_tokens)
         return self._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT,
                                   self.limits.endpoint(endpoint), prompt_tokens,
-                                  completion_tokens, cached_tokens, media)
+                                  completion_tokens, cached_tokens, cost, known)
 
     def _record_usage(self, kid: str, key: str, model: str, batch: bool, endpoint: str,
-                      prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
-                      media: tuple[float, bool] | None = None) -> float:
+                      prompt_tokens: int, completion_tokens: int, cached_tokens: int,
+                      cost: float, known: bool) -> float:
         """``record_usage`` with checked values: ``kid`` the key's id (``anonymous`` without
-        a key), ``key`` its label, ``model`` the name as given (it is priced), ``batch`` whether
-        the request came through the batch endpoint, ``endpoint`` the resolved label."""
+        a key), ``key`` its label, ``model`` the name as given, ``batch`` whether the request
+        came through the batch endpoint, ``endpoint`` the resolved label, ``cost`` and
+        ``known`` the request's price (``PriceTable.cost``, or ``media_cost``)."""
         route = self._routes.get(model) or self._route(model)
-        price = route.price
-        if media is None:
-            cost, known = price.cost(prompt_tokens, completion_tokens, cached_tokens), route.known
-        else:
-            cost, known = media
         label = route.label
         series = (key, label)
         now = self._clock()
@@ -310,7 +307,7 @@ class CostTracker(Tracker):
             by_endpoint = spend.by_endpoint
             by_endpoint[endpoint] = by_endpoint.get(endpoint, 0.0) + cost
             if cached_tokens:
-                usage.cache_regular += cached_tokens * price.input / 1_000_000
+                usage.cache_regular += cached_tokens * route.price.input / 1_000_000
                 usage.cache_cost += cached_tokens * route.cached_rate / 1_000_000
             if batch:
                 usage.batch_requests += 1
@@ -337,10 +334,10 @@ class CostTracker(Tracker):
         return cost
 
     def _route(self, model: str) -> _ModelRoute:
-        price, known = self.prices.price(model)
+        price = self.prices.price(model)[0]
         label = self.limits.model(model)
         cached_rate = price.input if price.cached_input is None else price.cached_input
-        route = _ModelRoute(price, known, cached_rate, label, (label, c.PROMPT), (label, c.COMPLETION),
+        route = _ModelRoute(price, cached_rate, label, (label, c.PROMPT), (label, c.COMPLETION),
                             (label, c.CACHED), (label,))
         if len(self._routes) < 10_000:
             self._routes[model] = route

@@ -213,22 +213,23 @@ class ErrorMetricsTracker(Tracker):
                             ("request_id", request_id), ("user_id", user_id)):
             v.optional(v.label, name, value)
         v.optional(v.text, "stack_trace", stack_trace)
-        self._record_error(endpoint, status_code, error_type, error_message, model, api_key,
-                           request_id, user_id)
-
-    def _record_error(self, endpoint: str, status_code: int, error_type: str, message: str,
-                      model: str | None, api_key: str | None, request_id: str | None,
-                      user_id: str | None) -> None:
-        """``record_error`` with checked arguments."""
         key_ids = self.key_ids
         key_id = key_ids(api_key) if api_key is not None else None
         # callers pass keys as the user too: hashed like ModelMetricsTracker's users
         user = key_ids(user_id, "user_id") if user_id is not None else None
         limits = self.limits
-        endpoint = limits.endpoint(scrub_path(endpoint, api_key, user_id))
+        label = limits.endpoint(scrub_path(endpoint, api_key, user_id))
         model = None if model is None else limits.model(model)
-        error_type = limits.error_type(error_type)
-        message = clip_message(key_ids.scrub(message, api_key, user_id))
+        self._record_error(label, model, limits.error_type(error_type), status_code,
+                           clip_message(key_ids.scrub(error_message, api_key, user_id)),
+                           key_id, request_id, user)
+
+    def _record_error(self, endpoint: str, model: str | None, error_type: str,
+                      status_code: int, message: str, key_id: str | None,
+                      request_id: str | None, user: str | None) -> None:
+        """``record_error`` with checked values: ``endpoint``, ``model`` and ``error_type`` the
+        resolved labels, ``message`` as stored (scrubbed and clipped: ``clip_message``),
+        ``key_id`` and ``user`` the ids of the key and user."""
         normalized = _normalize_stored(message)
         fp = fingerprint(error_type, endpoint, normalized)
         now = self._clock()

@@ -7,8 +7,8 @@ treated like API keys (hashed or aliased) since callers often pass the key there
 ``max_users_per_model`` distinct users are kept per model, the rest are counted as ``__other__``.
 
 Standalone, it prices models as FakeAI's model tracker does (its per-1K table, re-exported here as
-``MODEL_PRICING`` / ``DEFAULT_PRICING``); ``Telemetry`` gives it the cost tracker's table instead,
-so both report one cost. Requests per model and hour are kept for the last 25 hours only.
+``MODEL_PRICING`` / ``DEFAULT_PRICING``); ``Telemetry`` gives it the cost tracker's table instead
+and prices each request once (``PriceTable.cost``) for both, so both report one cost. Requests per model and hour are kept for the last 25 hours only.
 """
 
 from __future__ import annotations
@@ -174,7 +174,6 @@ class ModelMetricsTracker(Tracker):
         self.key_ids = key_ids or KeyIds()
         self.max_users_per_model = max_users_per_model
         self._models: dict[str, _ModelStats] = {}
-        self._price_of: dict[str, Price] = {}  # raw model name -> price, at most 10,000 names
         self._duration: Histogram = self._instrument(c.REQUEST_DURATION)
 
     def track_request(self, model: str, endpoint: str, prompt_tokens: int = 0,
@@ -209,16 +208,16 @@ class ModelMetricsTracker(Tracker):
         label = limits.model(model)
         if error_type is not None:
             error_type = limits.error_type(error_type)
-        self._record(model, label, limits.endpoint(endpoint), prompt_tokens, completion_tokens,
-                     latency_ms, user_id, error, cached_tokens, error_type)
+        cost = self.prices.cost(model, prompt_tokens, completion_tokens, cached_tokens)[0]
+        self._record(label, limits.endpoint(endpoint), prompt_tokens, completion_tokens,
+                     latency_ms, user_id, error, cost, error_type)
 
-    def _record(self, priced_model: str, model: str, endpoint: str, prompt_tokens: int,
-                completion_tokens: int, latency_ms: float | None, user_id: str | None,
-                error: bool, cached_tokens: int, error_type: str | None = None) -> None:
-        """``track_request`` with checked values: ``priced_model`` is the name as given (it is
-        priced), ``model``, ``endpoint`` and ``error_type`` the resolved labels, ``user_id``
-        the user's id."""
-        cost = self._price(priced_model).cost(prompt_tokens, completion_tokens, cached_tokens)
+    def _record(self, model: str, endpoint: str, prompt_tokens: int, completion_tokens: int,
+                latency_ms: float | None, user_id: str | None, error: bool, cost: float,
+                error_type: str | None = None) -> None:
+        """``track_request`` with checked values: ``model``, ``endpoint`` and ``error_type`` the
+        resolved labels, ``user_id`` the user's id, ``cost`` the request's (priced on the
+        model name as given, before any cap folds it)."""
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -248,14 +247,6 @@ class ModelMetricsTracker(Tracker):
         if self._otel is not None and latency_ms is not None:
             self._otel.request(endpoint, model, latency_ms / 1000.0, error, error_type)
 
-    def _price(self, model: str) -> Price:
-        price = self._price_of.get(model)
-        if price is None:
-            price = self.prices.price(model)[0]
-            if len(self._price_of) < 10_000:
-                self._price_of[model] = price
-        return price
-
     def _stats(self, model: str, now: float) -> _ModelStats:
         """The model's stats, made on first use; call under the lock."""
         st = self._models.get(model)
@@ -268,7 +259,7 @@ class ModelMetricsTracker(Tracker):
         v.label("model", model)
         v.tokens("prompt_tokens", prompt_tokens)
         v.tokens("completion_tokens", completion_tokens)
-        cost = self._price(model).cost(prompt_tokens, completion_tokens)
+        cost = self.prices.cost(model, prompt_tokens, completion_tokens)[0]
         model = self.limits.model(model)
         now = self._clock()
         with self._lock:

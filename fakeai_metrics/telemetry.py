@@ -22,7 +22,7 @@ from .cost_tracker import ANONYMOUS, BATCH_ENDPOINT, CostTracker
 from .metrics import MetricsTracker
 from .error_metrics_tracker import ErrorMetricsTracker
 from .goodput_tracker import GoodputStatus, GoodputTracker, check_window
-from .keys import KeyIds, scrub_path
+from .keys import KeyIds, clip_message, scrub_path
 from .latency_slo import SLOSource, resolve
 from .limits import limits_for
 from .model_metrics import ModelMetricsTracker
@@ -109,6 +109,7 @@ class Telemetry:
                                 budget_store=budget_store, **common)
         self.goodput = GoodputTracker(latency_slos, window_seconds=slo_window_seconds,
                                       clock=clock, **common)
+        self._prices = prices  # the models' and the cost view's table: a request priced once
         if shared_slo:
             self.errors.share_slo(budget_store)
         self._stream_routes: dict[str, _Route] = {}
@@ -155,13 +156,16 @@ class Telemetry:
         limits.begin_request()
         try:
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            cost, known = self._prices.cost(model, prompt_tokens, completion_tokens,
+                                            cached_tokens)
             self.metrics._record_request(label, latency_s, prompt_tokens + completion_tokens)
-            self.models._record(model, model_label, label, prompt_tokens, completion_tokens,
-                                latency_s * 1000.0, api_key and kid, False, cached_tokens)
+            self.models._record(model_label, label, prompt_tokens, completion_tokens,
+                                latency_s * 1000.0, api_key and kid, False, cost)
             self.errors._record_success(label, model_label)
             self.goodput.record(model, endpoint, True, latency_s)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
-                                           prompt_tokens, completion_tokens, cached_tokens)
+                                           prompt_tokens, completion_tokens, cached_tokens,
+                                           cost, known)
         finally:
             limits.end_request()
 
@@ -190,20 +194,25 @@ class Telemetry:
         v.optional(v.label, "api_key", api_key)
         v.optional(v.label, "request_id", request_id)
         endpoint = scrub_path(endpoint, api_key)
+        key_ids = self.key_ids
         limits = self.limits
         limits.begin_request()
         try:
-            self.errors._record_error(endpoint, status_code, error_type, message, model,
-                                      api_key, request_id, None)
-            metrics = self.metrics
+            # the labels, once, in the order a direct record_error resolves them
             label = limits.endpoint(endpoint)
+            model_label = None if model is None else limits.model(model)
+            error_label = limits.error_type(error_type)
+            kid = None if api_key is None else key_ids(api_key)
+            self.errors._record_error(label, model_label, error_label, status_code,
+                                      clip_message(key_ids.scrub(message, api_key)), kid,
+                                      request_id, None)
+            metrics = self.metrics
             metrics._count_label("requests", metrics._requests, label)
             metrics._count_label("errors", metrics._errors, label)
-            if model is not None:
-                self.models._record(model, limits.model(model), label, 0, 0,
+            if model_label is not None:
+                self.models._record(model_label, label, 0, 0,
                                     None if latency_s is None else latency_s * 1000.0,
-                                    None if api_key is None else self.key_ids(api_key), True, 0,
-                                    limits.error_type(error_type))
+                                    kid, True, 0.0, error_label)
             self.goodput.record(model, endpoint, False, latency_s or 0.0)
         finally:
             limits.end_request()
@@ -289,21 +298,21 @@ class Telemetry:
             completion = seen if completion_tokens is None else completion_tokens
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            cost, known = self._prices.cost(model, prompt, completion, cached_tokens)
             metrics = self.metrics
             metrics._finish(stream_id, COMPLETED, seen,
                             summary.ttft_s if summary is not None else None)
             metrics._count_tokens(label, prompt + completion)
             if summary is not None:
-                self.models._record(model, model_label, label, prompt, completion,
-                                    summary.duration_s * 1000.0, api_key and kid, False,
-                                    cached_tokens)
+                self.models._record(model_label, label, prompt, completion,
+                                    summary.duration_s * 1000.0, api_key and kid, False, cost)
                 # A stream that sent no token: the client waited its whole duration for one.
                 ttft = summary.duration_s if summary.ttft_s is None else summary.ttft_s
                 self.goodput.record(model, endpoint, True, summary.duration_s, ttft,
                                     summary.tpot_s)
             self.errors._record_success(label, model_label)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
-                                           prompt, completion, cached_tokens)
+                                           prompt, completion, cached_tokens, cost, known)
         finally:
             limits.end_request()
 
@@ -322,21 +331,24 @@ class Telemetry:
         limits = self.limits
         limits.begin_request(route.folded)
         try:
-            summary = self.streaming.fail_stream(stream_id,
-                                                 self.key_ids.scrub(message, route.api_key))
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
+            scrubbed = self.key_ids.scrub(message, api_key)
+            summary = self.streaming.fail_stream(stream_id, scrubbed)
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            error_label = limits.error_type(error_type)
             sent = summary.tokens if summary is not None else 0
+            prompt = route.prompt_tokens
+            cost, known = self._prices.cost(model, prompt, sent)
             self.metrics._finish(stream_id, FAILED)
             if summary is not None:
-                self.models._record(model, model_label, label, route.prompt_tokens, sent,
-                                    summary.duration_s * 1000.0, api_key and kid, True, 0,
-                                    limits.error_type(error_type))
+                self.models._record(model_label, label, prompt, sent,
+                                    summary.duration_s * 1000.0, api_key and kid, True, cost,
+                                    error_label)
                 self.goodput.record(model, endpoint, False, summary.duration_s)
-            self.errors._record_error(endpoint, status_code, error_type, message, model,
-                                      api_key, None, None)
+            self.errors._record_error(label, model_label, error_label, status_code,
+                                      clip_message(scrubbed), api_key and kid, None, None)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
-                                           route.prompt_tokens, sent)
+                                           prompt, sent, 0, cost, known)
         finally:
             limits.end_request()
 
