@@ -1,7 +1,8 @@
 """ModelMetricsTracker: requests, tokens, latency, errors and cost per model.
 
 It exports ``fakeai_request_duration_seconds{endpoint, model}``; its latency percentiles come from
-that histogram's own counts. Request outcomes are exported by ``ErrorMetricsTracker`` and tokens by
+that histogram's own counts. It also holds ``fakeai_finish_reasons_total{model, finish_reason}``,
+which ``Telemetry`` counts for each successful request whose finish reason it was given. Request outcomes are exported by ``ErrorMetricsTracker`` and tokens by
 ``CostTracker``, so a request seen by all three is counted once per metric. ``user`` values are
 treated like API keys (hashed or aliased) since callers often pass the key there; at most
 ``max_users_per_model`` distinct users are kept per model, the rest are counted as ``__other__``.
@@ -39,6 +40,13 @@ __all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker", "ModelStat
 NO_ENDPOINT = c.UNKNOWN_ENDPOINT
 
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
+_FINISH_REASONS = frozenset(c.FINISH_REASONS)
+
+
+def finish_reason_label(finish_reason: str) -> str:
+    """The ``finish_reason`` label of a reason a server gave: one of ``catalog.FINISH_REASONS``,
+    else ``other``."""
+    return finish_reason if finish_reason in _FINISH_REASONS else c.OTHER_FINISH_REASON
 
 
 @dataclass
@@ -175,6 +183,7 @@ class ModelMetricsTracker(Tracker):
         self.max_users_per_model = max_users_per_model
         self._models: dict[str, _ModelStats] = {}
         self._duration: Histogram = self._instrument(c.REQUEST_DURATION)
+        self._finish_reasons = self._instrument(c.FINISH_REASONS_TOTAL)
 
     def track_request(self, model: str, endpoint: str, prompt_tokens: int = 0,
                       completion_tokens: int = 0, latency_ms: float | None = None,
@@ -214,10 +223,11 @@ class ModelMetricsTracker(Tracker):
 
     def _record(self, model: str, endpoint: str, prompt_tokens: int, completion_tokens: int,
                 latency_ms: float | None, user_id: str | None, error: bool, cost: float,
-                error_type: str | None = None) -> None:
+                error_type: str | None = None, finish_reason: str | None = None) -> None:
         """``track_request`` with checked values: ``model``, ``endpoint`` and ``error_type`` the
         resolved labels, ``user_id`` the user's id, ``cost`` the request's (priced on the
-        model name as given, before any cap folds it)."""
+        model name as given, before any cap folds it), ``finish_reason`` a label
+        (``finish_reason_label``) to count, or None."""
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -242,10 +252,17 @@ class ModelMetricsTracker(Tracker):
                 st.users[user_id] = st.users.get(user_id, 0) + 1
             if latency_ms is not None:
                 self._duration.observe((endpoint, model), latency_ms / 1000.0)
+            if finish_reason is not None:
+                self._finish_reasons.inc((model, finish_reason))
         finally:
             lock.release()
         if self._otel is not None and latency_ms is not None:
             self._otel.request(endpoint, model, latency_ms / 1000.0, error, error_type)
+
+    def _count_finish(self, model: str, finish_reason: str) -> None:
+        """Count a finish reason (a label) of a request recorded without ``_record``."""
+        with self._lock:
+            self._finish_reasons.inc((model, finish_reason))
 
     def _stats(self, model: str, now: float) -> _ModelStats:
         """The model's stats, made on first use; call under the lock."""
@@ -390,10 +407,11 @@ class ModelMetricsTracker(Tracker):
         return sorted(stats, key=keys[metric], reverse=True)[:limit]
 
     def reset_stats(self) -> None:
-        """Forget everything; the exported histogram starts again from zero."""
+        """Forget everything; the exported histogram and finish reasons start again from zero."""
         with self._lock:
             self._models.clear()
             self._duration.clear()
+            self._finish_reasons.clear()
 
 
 def _check_request(model: object, endpoint: object, prompt_tokens: object,

@@ -25,7 +25,7 @@ from .goodput_tracker import GoodputStatus, GoodputTracker, check_window
 from .keys import KeyIds, clip_message, scrub_path
 from .latency_slo import SLOSource, resolve
 from .limits import limits_for
-from .model_metrics import ModelMetricsTracker
+from .model_metrics import ModelMetricsTracker, finish_reason_label
 from .pricing import Price, PriceTable, as_price_table
 from .stores import open_store
 from .streaming_metrics_tracker import StreamingMetricsTracker
@@ -133,8 +133,12 @@ class Telemetry:
 
     def record_request(self, *, endpoint: str, model: str, latency_s: float,
                        prompt_tokens: int = 0, completion_tokens: int = 0,
-                       cached_tokens: int = 0, api_key: str | None = None) -> float:
+                       cached_tokens: int = 0, api_key: str | None = None,
+                       finish_reason: str | None = None) -> float:
         """A successful non-streamed request; returns its cost.
+
+        ``finish_reason`` (the body's ``choices[0].finish_reason``) is counted in
+        ``fakeai_finish_reasons_total`` (values outside ``catalog.FINISH_REASONS`` as ``other``).
 
         Checked once, here: the common case by a few type and range tests, anything else by
         the full checks (which raise what they always did, or accept and convert). The
@@ -146,10 +150,13 @@ class Telemetry:
                 and type(cached_tokens) is int and 0 <= cached_tokens <= prompt_tokens
                 and 0 <= completion_tokens and prompt_tokens + completion_tokens <= v.MAX_TOKENS
                 and type(latency_s) is float and 0.0 <= latency_s <= v.MAX_SECONDS
-                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())):
+                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())
+                and (finish_reason is None or type(finish_reason) is str and finish_reason
+                     and finish_reason.isascii())):
             _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens,
                          api_key)
             latency_s = v.seconds("latency_s", latency_s)
+            v.optional(v.label, "finish_reason", finish_reason)
         if api_key is not None and api_key in endpoint:
             endpoint = scrub_path(endpoint, api_key)
         limits = self.limits
@@ -160,7 +167,9 @@ class Telemetry:
                                             cached_tokens)
             self.metrics._record_request(label, latency_s, prompt_tokens + completion_tokens)
             self.models._record(model_label, label, prompt_tokens, completion_tokens,
-                                latency_s * 1000.0, api_key and kid, False, cost)
+                                latency_s * 1000.0, api_key and kid, False, cost, None,
+                                None if finish_reason is None
+                                else finish_reason_label(finish_reason))
             self.errors._record_success(label, model_label)
             self.goodput.record(model, endpoint, True, latency_s)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
@@ -263,7 +272,7 @@ class Telemetry:
     def finish_stream(self, stream_id: str, *, finish_reason: str = "stop",
                       completion_tokens: int | None = None, prompt_tokens: int | None = None,
                       cached_tokens: int = 0) -> float:
-        """Complete a stream: latency, tokens, outcome and cost; returns the cost.
+        """Complete a stream: latency, tokens, outcome, finish reason and cost; returns the cost.
 
         ``completion_tokens`` defaults to the tokens the stream recorded and ``prompt_tokens``
         to the count given at start; a server that learns the usage from the final chunk passes
@@ -303,9 +312,13 @@ class Telemetry:
             metrics._finish(stream_id, COMPLETED, seen,
                             summary.ttft_s if summary is not None else None)
             metrics._count_tokens(label, prompt + completion)
-            if summary is not None:
+            reason = finish_reason_label(finish_reason)
+            if summary is None:
+                self.models._count_finish(model_label, reason)
+            else:
                 self.models._record(model_label, label, prompt, completion,
-                                    summary.duration_s * 1000.0, api_key and kid, False, cost)
+                                    summary.duration_s * 1000.0, api_key and kid, False, cost,
+                                    None, reason)
                 # A stream that sent no token: the client waited its whole duration for one.
                 ttft = summary.duration_s if summary.ttft_s is None else summary.ttft_s
                 self.goodput.record(model, endpoint, True, summary.duration_s, ttft,

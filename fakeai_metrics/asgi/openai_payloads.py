@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
+from ..catalog import OTHER_FINISH_REASON
 from ..keys import MAX_MESSAGE
 from ..validation import MAX_TOKENS, encodable
 
@@ -122,6 +123,43 @@ def trailing_usage(tail: bytes) -> Any:
     except (StopIteration, ValueError, RecursionError):
         return None
     return value
+
+
+#: The first ``"finish_reason"`` key of a body (choices[0]'s) and its value; as with ``"usage"``,
+#: only a key can be a quoted name followed by a colon, so text inside a string never matches.
+_FINISH_REASON = re.compile(rb'"finish_reason"\s*:\s*(null|"(?:[^"\\]|\\.)*")')
+_REASON = re.compile(rb'"[A-Za-z0-9_.-]{1,64}"')
+_RESPONSE_OBJECT = re.compile(rb'"object"\s*:\s*"response"')
+#: A Responses API ``incomplete_details.reason`` as chat completions name it.
+RESPONSES_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def finish_reason(body: bytes) -> str | None:
+    """The finish reason of a non-streamed response body, or None when it gives none.
+
+    Chat and completions: ``choices[0].finish_reason`` (a value that is not a plain name:
+    ``other``). The Responses API (``"object":
+    "response"``, decoded whole): ``stop`` once ``completed``, and for ``incomplete`` its
+    ``incomplete_details.reason`` as chat names it (``max_output_tokens``: ``length``).
+    """
+    found = _FINISH_REASON.search(body)
+    if found is not None:
+        value = found.group(1)
+        if value == b"null":
+            return None
+        return value[1:-1].decode() if _REASON.fullmatch(value) else OTHER_FINISH_REASON
+    if _RESPONSE_OBJECT.search(body) is None:
+        return None
+    response = json_object(body)
+    status = response.get("status")
+    if status == "completed":
+        return "stop"
+    if status != "incomplete":
+        return None  # queued, in progress, failed, cancelled: not a finished answer
+    details = response.get("incomplete_details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    return RESPONSES_INCOMPLETE.get(reason, OTHER_FINISH_REASON) if isinstance(reason, str) \
+        else OTHER_FINISH_REASON
 
 
 def clip(text: str) -> str:
