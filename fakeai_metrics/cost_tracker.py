@@ -209,6 +209,8 @@ class CostTracker(Tracker):
         self._recorded = 0
         self._suggestions: dict[tuple[str, str], CostOptimizationSuggestion] = {}
         self._routes: dict[str, _ModelRoute] = {}
+        #: (model, endpoint) as given -> (batch endpoint?, endpoint label), for record_usage
+        self._labels: dict[tuple[object, object], tuple[bool, str]] = {}
         if store.fleet_wide and self.multiprocess:
             # every worker exports the fleet's figure: keep the latest, do not sum them
             spec = dataclasses.replace(c.BUDGET_SPENT, multiprocess_mode="livemostrecent")
@@ -260,22 +262,40 @@ class CostTracker(Tracker):
             media = media_cost(model, endpoint, metadata)
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept, e.g. an int subclass).
-        if not (type(model) is str and model and model.isascii()
-                and type(endpoint) is str and endpoint and endpoint.isascii()
-                and type(prompt_tokens) is int and type(completion_tokens) is int
+        if not (type(prompt_tokens) is int and type(completion_tokens) is int
                 and type(cached_tokens) is int
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and 0 <= completion_tokens <= v.MAX_TOKENS):
             v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
-        kid = ANONYMOUS if api_key is None else self.key_ids(api_key)
-        key = kid if api_key is None else self.limits.api_key(kid)
-        if api_key is not None and api_key in endpoint:
-            endpoint = scrub_path(endpoint, api_key)
+        try:  # a (model, endpoint) seen before: checked and resolved then
+            labels = self._labels.get((model, endpoint))
+        except TypeError:  # unhashable: not a label, the checks say so
+            labels = None
+        if labels is None:
+            v.label("model", model)
+            v.label("endpoint", endpoint)
+        if api_key is None:
+            kid = key = ANONYMOUS
+        else:
+            kid = self.key_ids(api_key)  # the id of now (an alias may be set at any time)
+            key = self.limits.api_key(kid)
+            if api_key in endpoint:
+                labels = self._labels_of(scrub_path(endpoint, api_key), None)
+        if labels is None:
+            labels = self._labels_of(endpoint, (model, endpoint))
         cost, known = media if media is not None else self.prices.cost(
             model, prompt_tokens, completion_tokens, cached_tokens)
-        return self._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT,
-                                  self.limits.endpoint(endpoint), prompt_tokens,
+        return self._record_usage(kid, key, model, labels[0], labels[1], prompt_tokens,
                                   completion_tokens, cached_tokens, cost, known)
+
+    def _labels_of(self, path: str, keep_as: tuple[str, str] | None) -> tuple[bool, str]:
+        """Whether a checked request path is the batch endpoint, and its endpoint label; kept
+        for the next call under ``keep_as`` (model and endpoint as given) unless the cap folded
+        it (a folded value counts its overflow on each call)."""
+        labels = (path == BATCH_ENDPOINT, self.limits.endpoint(path))
+        if keep_as is not None and labels[1] != c.OTHER and len(self._labels) < 10_000:
+            self._labels[keep_as] = labels
+        return labels
 
     def _record_usage(self, kid: str, key: str, model: str, batch: bool, endpoint: str,
                       prompt_tokens: int, completion_tokens: int, cached_tokens: int,

@@ -184,6 +184,8 @@ class ModelMetricsTracker(Tracker):
         self._models: dict[str, _ModelStats] = {}
         self._duration: Histogram = self._instrument(c.REQUEST_DURATION)
         self._finish_reasons = self._instrument(c.FINISH_REASONS_TOTAL)
+        #: (model, endpoint) as given -> their (endpoint, model) labels, for track_request
+        self._series: dict[tuple[object, object], tuple[str, str]] = {}
 
     def track_request(self, model: str, endpoint: str, prompt_tokens: int = 0,
                       completion_tokens: int = 0, latency_ms: float | None = None,
@@ -199,9 +201,7 @@ class ModelMetricsTracker(Tracker):
         """
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept and convert, e.g. an int latency).
-        if not (type(model) is str and model and model.isascii()
-                and type(endpoint) is str and endpoint and endpoint.isascii()
-                and type(prompt_tokens) is int and type(cached_tokens) is int
+        if not (type(prompt_tokens) is int and type(cached_tokens) is int
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and type(completion_tokens) is int and 0 <= completion_tokens <= v.MAX_TOKENS
                 and (latency_ms is None or type(latency_ms) is float
@@ -209,25 +209,48 @@ class ModelMetricsTracker(Tracker):
                 and type(error) is bool):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms, cached_tokens, error)
-        v.optional(v.label, "error_type", error_type)
-        user_id = self.key_ids(user, "user") if user is not None else None
-        if user is not None and user in endpoint:
-            endpoint = scrub_path(endpoint, user)
-        limits = self.limits
-        label = limits.model(model)
         if error_type is not None:
-            error_type = limits.error_type(error_type)
+            v.label("error_type", error_type)
+        try:  # a (model, endpoint) seen before: checked and resolved then
+            series = self._series.get((model, endpoint))
+        except TypeError:  # unhashable: not a label, the checks say so
+            series = None
+        if series is None:
+            v.label("model", model)
+            v.label("endpoint", endpoint)
+        user_id = None
+        if user is not None:
+            user_id = self.key_ids(user, "user")
+            if user in endpoint:
+                series = self._series_of(model, scrub_path(endpoint, user), None)
+        if series is None:
+            series = self._series_of(model, endpoint, (model, endpoint))
+        if error_type is not None:
+            error_type = self.limits.error_type(error_type)
         cost = self.prices.cost(model, prompt_tokens, completion_tokens, cached_tokens)[0]
-        self._record(label, limits.endpoint(endpoint), prompt_tokens, completion_tokens,
-                     latency_ms, user_id, error, cost, error_type)
+        self._record(series, prompt_tokens, completion_tokens, latency_ms, user_id, error, cost,
+                     error_type)
 
-    def _record(self, model: str, endpoint: str, prompt_tokens: int, completion_tokens: int,
+    def _series_of(self, model: str, endpoint: str,
+                   keep_as: tuple[str, str] | None) -> tuple[str, str]:
+        """The ``(endpoint, model)`` labels of a checked model and request path, kept for the
+        next call under ``keep_as`` (the arguments as given) unless a cap folded a label (a
+        folded value counts its overflow on each call)."""
+        limits = self.limits
+        model_label = limits.model(model)
+        series = (limits.endpoint(endpoint), model_label)
+        if keep_as is not None and c.OTHER not in series and len(self._series) < 10_000:
+            self._series[keep_as] = series
+        return series
+
+    def _record(self, series: tuple[str, str], prompt_tokens: int, completion_tokens: int,
                 latency_ms: float | None, user_id: str | None, error: bool, cost: float,
                 error_type: str | None = None, finish_reason: str | None = None) -> None:
-        """``track_request`` with checked values: ``model``, ``endpoint`` and ``error_type`` the
-        resolved labels, ``user_id`` the user's id, ``cost`` the request's (priced on the
-        model name as given, before any cap folds it), ``finish_reason`` a label
+        """``track_request`` with checked values: ``series`` the ``(endpoint, model)`` labels,
+        ``error_type`` a resolved label, ``user_id`` the user's id, ``cost`` the request's
+        (priced on the model name as given, before any cap folds it), ``finish_reason`` a label
         (``finish_reason_label``) to count, or None."""
+        endpoint, model = series
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -251,7 +274,7 @@ class ModelMetricsTracker(Tracker):
                     user_id = OTHER
                 st.users[user_id] = st.users.get(user_id, 0) + 1
             if latency_ms is not None:
-                self._duration.observe((endpoint, model), latency_ms / 1000.0)
+                self._duration.observe(series, latency_ms / 1000.0)
             if finish_reason is not None:
                 self._finish_reasons.inc((model, finish_reason))
         finally:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import validation as v
-from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, Owner, owned_by
+from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, SUCCESS, Owner, owned_by
 from .budgets import BudgetStore
 from .cost_tracker import ANONYMOUS, BATCH_ENDPOINT, CostTracker
 from .metrics import MetricsTracker
@@ -166,11 +166,11 @@ class Telemetry:
             cost, known = self._prices.cost(model, prompt_tokens, completion_tokens,
                                             cached_tokens)
             self.metrics._record_request(label, latency_s, prompt_tokens + completion_tokens)
-            self.models._record(model_label, label, prompt_tokens, completion_tokens,
+            self.models._record((label, model_label), prompt_tokens, completion_tokens,
                                 latency_s * 1000.0, api_key and kid, False, cost, None,
                                 None if finish_reason is None
                                 else finish_reason_label(finish_reason))
-            self.errors._record_success(label, model_label)
+            self.errors._record_success((label, model_label, SUCCESS))
             self.goodput.record(model, endpoint, True, latency_s)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
                                            prompt_tokens, completion_tokens, cached_tokens,
@@ -219,7 +219,7 @@ class Telemetry:
             metrics._count_label("requests", metrics._requests, label)
             metrics._count_label("errors", metrics._errors, label)
             if model_label is not None:
-                self.models._record(model_label, label, 0, 0,
+                self.models._record((label, model_label), 0, 0,
                                     None if latency_s is None else latency_s * 1000.0,
                                     kid, True, 0.0, error_label)
             self.goodput.record(model, endpoint, False, latency_s or 0.0)
@@ -316,14 +316,14 @@ class Telemetry:
             if summary is None:
                 self.models._count_finish(model_label, reason)
             else:
-                self.models._record(model_label, label, prompt, completion,
+                self.models._record((label, model_label), prompt, completion,
                                     summary.duration_s * 1000.0, api_key and kid, False, cost,
                                     None, reason)
                 # A stream that sent no token: the client waited its whole duration for one.
                 ttft = summary.duration_s if summary.ttft_s is None else summary.ttft_s
                 self.goodput.record(model, endpoint, True, summary.duration_s, ttft,
                                     summary.tpot_s)
-            self.errors._record_success(label, model_label)
+            self.errors._record_success((label, model_label, SUCCESS))
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
                                            prompt, completion, cached_tokens, cost, known)
         finally:
@@ -354,7 +354,7 @@ class Telemetry:
             cost, known = self._prices.cost(model, prompt, sent)
             self.metrics._finish(stream_id, FAILED)
             if summary is not None:
-                self.models._record(model_label, label, prompt, sent,
+                self.models._record((label, model_label), prompt, sent,
                                     summary.duration_s * 1000.0, api_key and kid, True, cost,
                                     error_label)
                 self.goodput.record(model, endpoint, False, summary.duration_s)
