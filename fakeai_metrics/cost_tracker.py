@@ -209,8 +209,9 @@ class CostTracker(Tracker):
         self._recorded = 0
         self._suggestions: dict[tuple[str, str], CostOptimizationSuggestion] = {}
         self._routes: dict[str, _ModelRoute] = {}
-        #: (model, endpoint) as given -> (batch endpoint?, endpoint label), for record_usage
-        self._labels: dict[tuple[object, object], tuple[bool, str]] = {}
+        #: (key id or None, model, endpoint as given) -> (key label, batch endpoint?, endpoint
+        #: label), for record_usage
+        self._labels: dict[tuple[str | None, object, object], tuple[str, bool, str]] = {}
         if store.fleet_wide and self.multiprocess:
             # every worker exports the fleet's figure: keep the latest, do not sum them
             spec = dataclasses.replace(c.BUDGET_SPENT, multiprocess_mode="livemostrecent")
@@ -267,33 +268,35 @@ class CostTracker(Tracker):
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and 0 <= completion_tokens <= v.MAX_TOKENS):
             v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
-        try:  # a (model, endpoint) seen before: checked and resolved then
-            labels = self._labels.get((model, endpoint))
+        # the key's id of now (an alias may be set at any time); the key is checked there
+        kid = None if api_key is None else self.key_ids(api_key)
+        try:  # a (key id, model, endpoint) seen before: checked and resolved then
+            labels = self._labels.get((kid, model, endpoint))
         except TypeError:  # unhashable: not a label, the checks say so
             labels = None
         if labels is None:
             v.label("model", model)
             v.label("endpoint", endpoint)
-        if api_key is None:
-            kid = key = ANONYMOUS
-        else:
-            kid = self.key_ids(api_key)  # the id of now (an alias may be set at any time)
-            key = self.limits.api_key(kid)
-            if api_key in endpoint:
-                labels = self._labels_of(scrub_path(endpoint, api_key), None)
-        if labels is None:
-            labels = self._labels_of(endpoint, (model, endpoint))
+        if api_key is not None and api_key in endpoint:
+            labels = self._labels_of(kid, scrub_path(endpoint, api_key), None)
+        elif labels is None:
+            labels = self._labels_of(kid, endpoint, (kid, model, endpoint))
         cost, known = media if media is not None else self.prices.cost(
             model, prompt_tokens, completion_tokens, cached_tokens)
-        return self._record_usage(kid, key, model, labels[0], labels[1], prompt_tokens,
-                                  completion_tokens, cached_tokens, cost, known)
+        return self._record_usage(kid or ANONYMOUS, labels[0], model, labels[1], labels[2],
+                                  prompt_tokens, completion_tokens, cached_tokens, cost, known)
 
-    def _labels_of(self, path: str, keep_as: tuple[str, str] | None) -> tuple[bool, str]:
-        """Whether a checked request path is the batch endpoint, and its endpoint label; kept
-        for the next call under ``keep_as`` (model and endpoint as given) unless the cap folded
-        it (a folded value counts its overflow on each call)."""
-        labels = (path == BATCH_ENDPOINT, self.limits.endpoint(path))
-        if keep_as is not None and labels[1] != c.OTHER and len(self._labels) < 10_000:
+    def _labels_of(self, kid: str | None, path: str,
+                   keep_as: tuple[str | None, str, str] | None) -> tuple[str, bool, str]:
+        """The key's label (``anonymous`` without a key id), whether a checked request path is
+        the batch endpoint, and its endpoint label; kept for the next call under ``keep_as``
+        (key id, model and endpoint as given) unless a cap folded a label (a folded value
+        counts its overflow on each call)."""
+        limits = self.limits
+        labels = (ANONYMOUS if kid is None else limits.api_key(kid), path == BATCH_ENDPOINT,
+                  limits.endpoint(path))
+        if keep_as is not None and c.OTHER not in (labels[0], labels[2]) \
+                and len(self._labels) < 10_000:
             self._labels[keep_as] = labels
         return labels
 
