@@ -86,7 +86,7 @@ class CostOptimizationSuggestion:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Spend:
     """Spend and tokens of one key, overall or in one hour: per model a row
     [cost, prompt, completion, cached, requests], and cost per endpoint. Totals are summed from
@@ -131,7 +131,7 @@ class _Spend:
                 mine[i] += x
 
 
-@dataclass
+@dataclass(slots=True)
 class _KeyUsage:
     """One key's spend: hourly buckets for the last ``HISTORY_HOURS``, older hours merged into
     ``archive``, so recording updates one bucket; ``clear_history`` forgets it all."""

@@ -49,7 +49,7 @@ def finish_reason_label(finish_reason: str) -> str:
     return finish_reason if finish_reason in _FINISH_REASONS else c.OTHER_FINISH_REASON
 
 
-@dataclass
+@dataclass(slots=True)
 class _ModelStats:
     requests: int = 0
     prompt: int = 0
