@@ -54,7 +54,9 @@ async def test_streams_count_the_reason_of_their_finish_chunk(app, metrics_regis
     await post(app, CHAT, {"model": MODEL, "stream": True, "x_tokens": 3})  # "stop"
     await post(app, COMPLETIONS, {"model": MODEL, "prompt": "x", "stream": True,
                                   "x_tokens": 2})  # "length"
-    assert reasons(metrics_registry) == {"stop": 1, "length": 1}
+    await post(app, RESPONSES, {"model": MODEL, "input": "x", "stream": True,
+                                "x_tokens": 2})  # response.completed: stop
+    assert reasons(metrics_registry) == {"stop": 2, "length": 1}
 
 
 @pytest.mark.anyio
