@@ -19,8 +19,8 @@ The project side runs it two ways:
 
 The floor is the fewest direct prometheus_client calls that export the *same* series for the *same*
 workload (children made by ``.labels()`` once, up front, and cached in dicts: the realistic best
-case); ``Floor(hub=True)`` adds the hub's extra series (and the finish reasons it counts). Both sides scrape to the same series, which
-``compare`` checks.
+case); ``Floor(hub=True)`` adds the hub's extra series (and the finish reasons it counts). Both
+sides scrape to the same series, which ``compare`` checks.
 
 Clock: by default a virtual clock, ``functools.partial(operator.getitem, cell, 0)`` (a C-level call,
 no Python frame), whose value the driver sets before each event (requests arrive 1 ms apart, tokens

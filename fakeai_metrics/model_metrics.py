@@ -2,14 +2,16 @@
 
 It exports ``fakeai_request_duration_seconds{endpoint, model}``; its latency percentiles come from
 that histogram's own counts. It also holds ``fakeai_finish_reasons_total{model, finish_reason}``,
-which ``Telemetry`` counts for each successful request whose finish reason it was given. Request outcomes are exported by ``ErrorMetricsTracker`` and tokens by
-``CostTracker``, so a request seen by all three is counted once per metric. ``user`` values are
-treated like API keys (hashed or aliased) since callers often pass the key there; at most
-``max_users_per_model`` distinct users are kept per model, the rest are counted as ``__other__``.
+which ``Telemetry`` counts for each successful request whose finish reason it was given. Request
+outcomes are exported by ``ErrorMetricsTracker`` and tokens by ``CostTracker``, so a request seen
+by all three is counted once per metric. ``user`` values are treated like API keys (hashed or
+aliased) since callers often pass the key there; at most ``max_users_per_model`` distinct users
+are kept per model, the rest are counted as ``__other__``.
 
 Standalone, it prices models as FakeAI's model tracker does (its per-1K table, re-exported here as
 ``MODEL_PRICING`` / ``DEFAULT_PRICING``); ``Telemetry`` gives it the cost tracker's table instead
-and prices each request once (``PriceTable.cost``) for both, so both report one cost. Requests per model and hour are kept for the last 25 hours only.
+and prices each request once (``PriceTable.cost``) for both, so both report one cost. Requests per
+model and hour are kept for the last 25 hours only.
 """
 
 from __future__ import annotations

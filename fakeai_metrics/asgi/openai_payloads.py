@@ -138,9 +138,9 @@ def finish_reason(body: bytes) -> str | None:
     """The finish reason of a non-streamed response body, or None when it gives none.
 
     Chat and completions: ``choices[0].finish_reason`` (a value that is not a plain name:
-    ``other``). The Responses API (``"object":
-    "response"``, decoded whole): ``stop`` once ``completed``, and for ``incomplete`` its
-    ``incomplete_details.reason`` as chat names it (``max_output_tokens``: ``length``).
+    ``other``). The Responses API (``"object": "response"``, decoded whole): ``stop`` once
+    ``completed``, and for ``incomplete`` its ``incomplete_details.reason`` as chat names it
+    (``max_output_tokens``: ``length``; another reason: ``other``).
     """
     found = _FINISH_REASON.search(body)
     if found is not None:

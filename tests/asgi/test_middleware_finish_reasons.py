@@ -9,8 +9,8 @@ import pytest
 
 from fakeai_metrics.asgi.openai_payloads import finish_reason
 from fakeai_metrics.testing import samples
-from test_middleware import (CHAT, COMPLETIONS, EMBED, MODEL, RESPONSES, anyio_backend,  # noqa: F401
-                             app, framework, post)
+from test_middleware import (CHAT, COMPLETIONS, EMBED, MODEL, RESPONSES,  # noqa: F401
+                             anyio_backend, app, framework, post)
 
 FINISHED = "fakeai_finish_reasons_total"
 
