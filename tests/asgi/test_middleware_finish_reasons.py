@@ -87,3 +87,13 @@ def _body(obj) -> bytes:
 ])
 def test_finish_reason_of_a_body(body, expected):
     assert finish_reason(body) == expected
+
+
+def test_a_large_body_of_another_kind_is_not_scanned_for_a_reason():
+    """Only a body whose head says chat, completions or Responses is searched: megabytes of
+    embeddings that happen to contain the words are not read as a finish reason."""
+    vectors = b'{"object":"list","data":[' + b'{"embedding":[0.5]},' * 200_000
+    tail = b'{"text":"x","finish_reason":"length"}],"usage":{"prompt_tokens":8}}'
+    assert finish_reason(vectors + tail) is None
+    chat_head = b'{"id":"c","object":"chat.completion","choices":[' + b'{"index":0,' + tail[1:]
+    assert finish_reason(chat_head) == "length"
