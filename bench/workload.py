@@ -19,8 +19,8 @@ The project side runs it two ways:
 
 The floor is the fewest direct prometheus_client calls that export the *same* series for the *same*
 workload (children made by ``.labels()`` once, up front, and cached in dicts: the realistic best
-case); ``Floor(hub=True)`` adds the hub's extra series. Both sides scrape to the same series, which
-``compare`` checks.
+case); ``Floor(hub=True)`` adds the hub's extra series (and the finish reasons it counts). Both
+sides scrape to the same series, which ``compare`` checks.
 
 Clock: by default a virtual clock, ``functools.partial(operator.getitem, cell, 0)`` (a C-level call,
 no Python frame), whose value the driver sets before each event (requests arrive 1 ms apart, tokens
@@ -274,6 +274,7 @@ class Floor:
         self.tps = per_model(c.TPS)
         self.active = per_model(c.STREAMS_ACTIVE)
         self.done = per_model(c.STREAMS, after=("completed",))
+        self.finished = per_model(c.FINISH_REASONS_TOTAL, after=("stop",))
         self.slo_name, self.objective = "availability", 0.999
         m[c.SLO_OBJECTIVE.name].labels(self.slo_name).set(self.objective)
         self.burn = {w: m[c.SLO_BURN_RATE.name].labels(self.slo_name, w)
@@ -286,6 +287,7 @@ def run_floor(work: Work, f: Floor, cell: list[float], clock: Callable[[], float
     cost, price, tok_p, tok_c = f.cost, f.price, f.tok_prompt, f.tok_completion
     duration, req_ok, req_err, errors = f.duration, f.req_ok, f.req_err, f.errors
     ttft, itl, tpot, tps, active, done = f.ttft, f.itl, f.tpot, f.tps, f.active, f.done
+    finished = f.finished
     n_gaps = STREAM_TOKENS - 1
     for kind, t, key, model, prompt, completion, x, y, z in work:
         cell[0] = t
@@ -327,6 +329,7 @@ def run_floor(work: Work, f: Floor, cell: list[float], clock: Callable[[], float
                 ep_lat.observe(now - start)
                 ep_tok.inc(prompt + completion)
                 duration[model].observe((now - start) * 1000.0 / 1000.0)
+                finished[model].inc()
             pin, pout = price[model]
             cost[key][model].inc((prompt * pin + completion * pout) / 1_000_000)
             tok_p[model].inc(prompt)

@@ -193,6 +193,19 @@ REQUEST_DURATION = _m("request_duration_seconds", "histogram", "seconds", ("endp
                                     "Whole-request latency; error.type on failures.",
                                     DURATION_ADVICE, ("endpoint", "model", "error_type")))
 
+#: ``finish_reason`` of ``finish_reasons_total``: OpenAI's values (``length``: the answer was cut
+#: at the token limit), and ``other`` for any other value, so a client or an upstream server
+#: cannot make new series.
+FINISH_REASONS: tuple[str, ...] = ("stop", "length", "content_filter", "tool_calls",
+                                   "function_call")
+OTHER_FINISH_REASON = "other"
+# No OpenTelemetry instrument: semconv 0.66b2 has ``gen_ai.response.finish_reasons`` only as a
+# span attribute, and no GenAI metric carries it; none is invented here.
+FINISH_REASONS_TOTAL = _m(
+    "finish_reasons_total", "counter", "requests", ("model", "finish_reason"), "models",
+    "Successful requests by the finish_reason the model gave: stop, length (answer truncated at "
+    "the token limit), content_filter, tool_calls, function_call, or other.")
+
 # --- ErrorMetricsTracker: outcomes, errors, SLO --------------------------------------------------
 REQUESTS = _m("requests_total", "counter", "requests", ("endpoint", "model", "outcome"), "errors",
               "Finished requests by outcome (success/error): the SLO's events.",

@@ -86,7 +86,7 @@ class CostOptimizationSuggestion:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Spend:
     """Spend and tokens of one key, overall or in one hour: per model a row
     [cost, prompt, completion, cached, requests], and cost per endpoint. Totals are summed from
@@ -131,7 +131,7 @@ class _Spend:
                 mine[i] += x
 
 
-@dataclass
+@dataclass(slots=True)
 class _KeyUsage:
     """One key's spend: hourly buckets for the last ``HISTORY_HOURS``, older hours merged into
     ``archive``, so recording updates one bucket; ``clear_history`` forgets it all."""
@@ -173,12 +173,11 @@ class _KeyUsage:
 
 
 class _ModelRoute(NamedTuple):
-    """What billing a model needs, resolved from ``CostTracker.prices`` once per model name (at
-    most 10,000 names are kept): its price, whether it was found, and the label tuples its token
-    and unpriced series are keyed by."""
+    """What recording a model's usage needs, resolved once per model name (at most 10,000 names
+    are kept): its price (for the cache savings) and the label tuples its token and unpriced
+    series are keyed by."""
 
     price: Price
-    known: bool
     cached_rate: float  # USD per million cached tokens (the input price without a cached one)
     label: str  # the model's label value (``__other__`` beyond the model cap)
     prompt: tuple[str, str]
@@ -210,6 +209,9 @@ class CostTracker(Tracker):
         self._recorded = 0
         self._suggestions: dict[tuple[str, str], CostOptimizationSuggestion] = {}
         self._routes: dict[str, _ModelRoute] = {}
+        #: (key id or None, model, endpoint as given) -> (key label, batch endpoint?, endpoint
+        #: label), for record_usage
+        self._labels: dict[tuple[str | None, object, object], tuple[str, bool, str]] = {}
         if store.fleet_wide and self.multiprocess:
             # every worker exports the fleet's figure: keep the latest, do not sum them
             spec = dataclasses.replace(c.BUDGET_SPENT, multiprocess_mode="livemostrecent")
@@ -261,33 +263,51 @@ class CostTracker(Tracker):
             media = media_cost(model, endpoint, metadata)
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept, e.g. an int subclass).
-        if not (type(model) is str and model and model.isascii()
-                and type(endpoint) is str and endpoint and endpoint.isascii()
-                and type(prompt_tokens) is int and type(completion_tokens) is int
+        if not (type(prompt_tokens) is int and type(completion_tokens) is int
                 and type(cached_tokens) is int
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and 0 <= completion_tokens <= v.MAX_TOKENS):
             v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
-        kid = ANONYMOUS if api_key is None else self.key_ids(api_key)
-        key = kid if api_key is None else self.limits.api_key(kid)
+        # the key's id of now (an alias may be set at any time); the key is checked there
+        kid = None if api_key is None else self.key_ids(api_key)
+        try:  # a (key id, model, endpoint) seen before: checked and resolved then
+            labels = self._labels.get((kid, model, endpoint))
+        except TypeError:  # unhashable: not a label, the checks say so
+            labels = None
+        if labels is None:
+            v.label("model", model)
+            v.label("endpoint", endpoint)
         if api_key is not None and api_key in endpoint:
-            endpoint = scrub_path(endpoint, api_key)
-        return self._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT,
-                                  self.limits.endpoint(endpoint), prompt_tokens,
-                                  completion_tokens, cached_tokens, media)
+            labels = self._labels_of(kid, scrub_path(endpoint, api_key), None)
+        elif labels is None:
+            labels = self._labels_of(kid, endpoint, (kid, model, endpoint))
+        cost, known = media if media is not None else self.prices.cost(
+            model, prompt_tokens, completion_tokens, cached_tokens)
+        return self._record_usage(kid or ANONYMOUS, labels[0], model, labels[1], labels[2],
+                                  prompt_tokens, completion_tokens, cached_tokens, cost, known)
+
+    def _labels_of(self, kid: str | None, path: str,
+                   keep_as: tuple[str | None, str, str] | None) -> tuple[str, bool, str]:
+        """The key's label (``anonymous`` without a key id), whether a checked request path is
+        the batch endpoint, and its endpoint label; kept for the next call under ``keep_as``
+        (key id, model and endpoint as given) unless a cap folded a label (a folded value
+        counts its overflow on each call)."""
+        limits = self.limits
+        labels = (ANONYMOUS if kid is None else limits.api_key(kid), path == BATCH_ENDPOINT,
+                  limits.endpoint(path))
+        if keep_as is not None and c.OTHER not in (labels[0], labels[2]) \
+                and len(self._labels) < 10_000:
+            self._labels[keep_as] = labels
+        return labels
 
     def _record_usage(self, kid: str, key: str, model: str, batch: bool, endpoint: str,
-                      prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
-                      media: tuple[float, bool] | None = None) -> float:
+                      prompt_tokens: int, completion_tokens: int, cached_tokens: int,
+                      cost: float, known: bool) -> float:
         """``record_usage`` with checked values: ``kid`` the key's id (``anonymous`` without
-        a key), ``key`` its label, ``model`` the name as given (it is priced), ``batch`` whether
-        the request came through the batch endpoint, ``endpoint`` the resolved label."""
+        a key), ``key`` its label, ``model`` the name as given, ``batch`` whether the request
+        came through the batch endpoint, ``endpoint`` the resolved label, ``cost`` and
+        ``known`` the request's price (``PriceTable.cost``, or ``media_cost``)."""
         route = self._routes.get(model) or self._route(model)
-        price = route.price
-        if media is None:
-            cost, known = price.cost(prompt_tokens, completion_tokens, cached_tokens), route.known
-        else:
-            cost, known = media
         label = route.label
         series = (key, label)
         now = self._clock()
@@ -310,7 +330,7 @@ class CostTracker(Tracker):
             by_endpoint = spend.by_endpoint
             by_endpoint[endpoint] = by_endpoint.get(endpoint, 0.0) + cost
             if cached_tokens:
-                usage.cache_regular += cached_tokens * price.input / 1_000_000
+                usage.cache_regular += cached_tokens * route.price.input / 1_000_000
                 usage.cache_cost += cached_tokens * route.cached_rate / 1_000_000
             if batch:
                 usage.batch_requests += 1
@@ -337,10 +357,10 @@ class CostTracker(Tracker):
         return cost
 
     def _route(self, model: str) -> _ModelRoute:
-        price, known = self.prices.price(model)
+        price = self.prices.price(model)[0]
         label = self.limits.model(model)
         cached_rate = price.input if price.cached_input is None else price.cached_input
-        route = _ModelRoute(price, known, cached_rate, label, (label, c.PROMPT), (label, c.COMPLETION),
+        route = _ModelRoute(price, cached_rate, label, (label, c.PROMPT), (label, c.COMPLETION),
                             (label, c.CACHED), (label,))
         if len(self._routes) < 10_000:
             self._routes[model] = route

@@ -165,21 +165,31 @@ class ErrorMetricsTracker(Tracker):
         self._burn = self._instrument(c.SLO_BURN_RATE)
         self._objective.set((slo_name,), error_budget_slo)
         self._shared: Any = None  # the fleet's counts per slot (share_slo)
+        #: (endpoint, model) as given -> the series of a success there, for record_success
+        self._success_series: dict[tuple[object, object], tuple[str, str, str]] = {}
 
     # --- recording ---------------------------------------------------------------------------
 
     def record_success(self, endpoint: str, model: str | None = None) -> None:
-        if not (type(endpoint) is str and endpoint and endpoint.isascii()
-                and type(model) is str and model and model.isascii()):
-            # not the common case: the full checks raise the same error they always did
-            v.label("endpoint", endpoint)
-            model = UNKNOWN_MODEL if model is None else v.label("model", model)
-        limits = self.limits
-        self._record_success(limits.endpoint(endpoint), limits.model(model))
+        try:  # an (endpoint, model) seen before: checked and resolved then
+            key = self._success_series.get((endpoint, model))
+        except TypeError:  # unhashable: not a label, the checks say so
+            key = None
+        self._record_success(key or self._success_key(endpoint, model))
 
-    def _record_success(self, endpoint: str, model: str) -> None:
-        """``record_success`` with the endpoint and model labels already resolved."""
-        key = (endpoint, model, c.SUCCESS)
+    def _success_key(self, endpoint: object, model: object) -> tuple[str, str, str]:
+        """The checked and resolved series of a success; kept for the next call with the same
+        arguments unless a cap folded a label (a folded value counts its overflow per call)."""
+        path = v.label("endpoint", endpoint)
+        name = UNKNOWN_MODEL if model is None else v.label("model", model)
+        limits = self.limits
+        key = (limits.endpoint(path), limits.model(name), c.SUCCESS)
+        if c.OTHER not in key and len(self._success_series) < 10_000:
+            self._success_series[(endpoint, model)] = key
+        return key
+
+    def _record_success(self, key: tuple[str, str, str]) -> None:
+        """``record_success`` of the resolved series ``(endpoint, model, "success")``."""
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -213,22 +223,23 @@ class ErrorMetricsTracker(Tracker):
                             ("request_id", request_id), ("user_id", user_id)):
             v.optional(v.label, name, value)
         v.optional(v.text, "stack_trace", stack_trace)
-        self._record_error(endpoint, status_code, error_type, error_message, model, api_key,
-                           request_id, user_id)
-
-    def _record_error(self, endpoint: str, status_code: int, error_type: str, message: str,
-                      model: str | None, api_key: str | None, request_id: str | None,
-                      user_id: str | None) -> None:
-        """``record_error`` with checked arguments."""
         key_ids = self.key_ids
         key_id = key_ids(api_key) if api_key is not None else None
         # callers pass keys as the user too: hashed like ModelMetricsTracker's users
         user = key_ids(user_id, "user_id") if user_id is not None else None
         limits = self.limits
-        endpoint = limits.endpoint(scrub_path(endpoint, api_key, user_id))
+        label = limits.endpoint(scrub_path(endpoint, api_key, user_id))
         model = None if model is None else limits.model(model)
-        error_type = limits.error_type(error_type)
-        message = clip_message(key_ids.scrub(message, api_key, user_id))
+        self._record_error(label, model, limits.error_type(error_type), status_code,
+                           clip_message(key_ids.scrub(error_message, api_key, user_id)),
+                           key_id, request_id, user)
+
+    def _record_error(self, endpoint: str, model: str | None, error_type: str,
+                      status_code: int, message: str, key_id: str | None,
+                      request_id: str | None, user: str | None) -> None:
+        """``record_error`` with checked values: ``endpoint``, ``model`` and ``error_type`` the
+        resolved labels, ``message`` as stored (scrubbed and clipped: ``clip_message``),
+        ``key_id`` and ``user`` the ids of the key and user."""
         normalized = _normalize_stored(message)
         fp = fingerprint(error_type, endpoint, normalized)
         now = self._clock()

@@ -1,14 +1,17 @@
 """ModelMetricsTracker: requests, tokens, latency, errors and cost per model.
 
 It exports ``fakeai_request_duration_seconds{endpoint, model}``; its latency percentiles come from
-that histogram's own counts. Request outcomes are exported by ``ErrorMetricsTracker`` and tokens by
-``CostTracker``, so a request seen by all three is counted once per metric. ``user`` values are
-treated like API keys (hashed or aliased) since callers often pass the key there; at most
-``max_users_per_model`` distinct users are kept per model, the rest are counted as ``__other__``.
+that histogram's own counts. It also holds ``fakeai_finish_reasons_total{model, finish_reason}``,
+which ``Telemetry`` counts for each successful request whose finish reason it was given. Request
+outcomes are exported by ``ErrorMetricsTracker`` and tokens by ``CostTracker``, so a request seen
+by all three is counted once per metric. ``user`` values are treated like API keys (hashed or
+aliased) since callers often pass the key there; at most ``max_users_per_model`` distinct users
+are kept per model, the rest are counted as ``__other__``.
 
 Standalone, it prices models as FakeAI's model tracker does (its per-1K table, re-exported here as
-``MODEL_PRICING`` / ``DEFAULT_PRICING``); ``Telemetry`` gives it the cost tracker's table instead,
-so both report one cost. Requests per model and hour are kept for the last 25 hours only.
+``MODEL_PRICING`` / ``DEFAULT_PRICING``); ``Telemetry`` gives it the cost tracker's table instead
+and prices each request once (``PriceTable.cost``) for both, so both report one cost. Requests per
+model and hour are kept for the last 25 hours only.
 """
 
 from __future__ import annotations
@@ -39,9 +42,16 @@ __all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker", "ModelStat
 NO_ENDPOINT = c.UNKNOWN_ENDPOINT
 
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
+_FINISH_REASONS = frozenset(c.FINISH_REASONS)
 
 
-@dataclass
+def finish_reason_label(finish_reason: str) -> str:
+    """The ``finish_reason`` label of a reason a server gave: one of ``catalog.FINISH_REASONS``,
+    else ``other``."""
+    return finish_reason if finish_reason in _FINISH_REASONS else c.OTHER_FINISH_REASON
+
+
+@dataclass(slots=True)
 class _ModelStats:
     requests: int = 0
     prompt: int = 0
@@ -174,8 +184,10 @@ class ModelMetricsTracker(Tracker):
         self.key_ids = key_ids or KeyIds()
         self.max_users_per_model = max_users_per_model
         self._models: dict[str, _ModelStats] = {}
-        self._price_of: dict[str, Price] = {}  # raw model name -> price, at most 10,000 names
         self._duration: Histogram = self._instrument(c.REQUEST_DURATION)
+        self._finish_reasons = self._instrument(c.FINISH_REASONS_TOTAL)
+        #: (model, endpoint) as given -> their (endpoint, model) labels, for track_request
+        self._series: dict[tuple[object, object], tuple[str, str]] = {}
 
     def track_request(self, model: str, endpoint: str, prompt_tokens: int = 0,
                       completion_tokens: int = 0, latency_ms: float | None = None,
@@ -191,9 +203,7 @@ class ModelMetricsTracker(Tracker):
         """
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept and convert, e.g. an int latency).
-        if not (type(model) is str and model and model.isascii()
-                and type(endpoint) is str and endpoint and endpoint.isascii()
-                and type(prompt_tokens) is int and type(cached_tokens) is int
+        if not (type(prompt_tokens) is int and type(cached_tokens) is int
                 and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
                 and type(completion_tokens) is int and 0 <= completion_tokens <= v.MAX_TOKENS
                 and (latency_ms is None or type(latency_ms) is float
@@ -201,24 +211,48 @@ class ModelMetricsTracker(Tracker):
                 and type(error) is bool):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms, cached_tokens, error)
-        v.optional(v.label, "error_type", error_type)
-        user_id = self.key_ids(user, "user") if user is not None else None
-        if user is not None and user in endpoint:
-            endpoint = scrub_path(endpoint, user)
-        limits = self.limits
-        label = limits.model(model)
         if error_type is not None:
-            error_type = limits.error_type(error_type)
-        self._record(model, label, limits.endpoint(endpoint), prompt_tokens, completion_tokens,
-                     latency_ms, user_id, error, cached_tokens, error_type)
+            v.label("error_type", error_type)
+        try:  # a (model, endpoint) seen before: checked and resolved then
+            series = self._series.get((model, endpoint))
+        except TypeError:  # unhashable: not a label, the checks say so
+            series = None
+        if series is None:
+            v.label("model", model)
+            v.label("endpoint", endpoint)
+        user_id = None
+        if user is not None:
+            user_id = self.key_ids(user, "user")
+            if user in endpoint:
+                series = self._series_of(model, scrub_path(endpoint, user), None)
+        if series is None:
+            series = self._series_of(model, endpoint, (model, endpoint))
+        if error_type is not None:
+            error_type = self.limits.error_type(error_type)
+        cost = self.prices.cost(model, prompt_tokens, completion_tokens, cached_tokens)[0]
+        self._record(series, prompt_tokens, completion_tokens, latency_ms, user_id, error, cost,
+                     error_type)
 
-    def _record(self, priced_model: str, model: str, endpoint: str, prompt_tokens: int,
-                completion_tokens: int, latency_ms: float | None, user_id: str | None,
-                error: bool, cached_tokens: int, error_type: str | None = None) -> None:
-        """``track_request`` with checked values: ``priced_model`` is the name as given (it is
-        priced), ``model``, ``endpoint`` and ``error_type`` the resolved labels, ``user_id``
-        the user's id."""
-        cost = self._price(priced_model).cost(prompt_tokens, completion_tokens, cached_tokens)
+    def _series_of(self, model: str, endpoint: str,
+                   keep_as: tuple[str, str] | None) -> tuple[str, str]:
+        """The ``(endpoint, model)`` labels of a checked model and request path, kept for the
+        next call under ``keep_as`` (the arguments as given) unless a cap folded a label (a
+        folded value counts its overflow on each call)."""
+        limits = self.limits
+        model_label = limits.model(model)
+        series = (limits.endpoint(endpoint), model_label)
+        if keep_as is not None and c.OTHER not in series and len(self._series) < 10_000:
+            self._series[keep_as] = series
+        return series
+
+    def _record(self, series: tuple[str, str], prompt_tokens: int, completion_tokens: int,
+                latency_ms: float | None, user_id: str | None, error: bool, cost: float,
+                error_type: str | None = None, finish_reason: str | None = None) -> None:
+        """``track_request`` with checked values: ``series`` the ``(endpoint, model)`` labels,
+        ``error_type`` a resolved label, ``user_id`` the user's id, ``cost`` the request's
+        (priced on the model name as given, before any cap folds it), ``finish_reason`` a label
+        (``finish_reason_label``) to count, or None."""
+        endpoint, model = series
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
@@ -242,19 +276,18 @@ class ModelMetricsTracker(Tracker):
                     user_id = OTHER
                 st.users[user_id] = st.users.get(user_id, 0) + 1
             if latency_ms is not None:
-                self._duration.observe((endpoint, model), latency_ms / 1000.0)
+                self._duration.observe(series, latency_ms / 1000.0)
+            if finish_reason is not None:
+                self._finish_reasons.inc((model, finish_reason))
         finally:
             lock.release()
         if self._otel is not None and latency_ms is not None:
             self._otel.request(endpoint, model, latency_ms / 1000.0, error, error_type)
 
-    def _price(self, model: str) -> Price:
-        price = self._price_of.get(model)
-        if price is None:
-            price = self.prices.price(model)[0]
-            if len(self._price_of) < 10_000:
-                self._price_of[model] = price
-        return price
+    def _count_finish(self, model: str, finish_reason: str) -> None:
+        """Count a finish reason (a label) of a request recorded without ``_record``."""
+        with self._lock:
+            self._finish_reasons.inc((model, finish_reason))
 
     def _stats(self, model: str, now: float) -> _ModelStats:
         """The model's stats, made on first use; call under the lock."""
@@ -268,7 +301,7 @@ class ModelMetricsTracker(Tracker):
         v.label("model", model)
         v.tokens("prompt_tokens", prompt_tokens)
         v.tokens("completion_tokens", completion_tokens)
-        cost = self._price(model).cost(prompt_tokens, completion_tokens)
+        cost = self.prices.cost(model, prompt_tokens, completion_tokens)[0]
         model = self.limits.model(model)
         now = self._clock()
         with self._lock:
@@ -399,10 +432,11 @@ class ModelMetricsTracker(Tracker):
         return sorted(stats, key=keys[metric], reverse=True)[:limit]
 
     def reset_stats(self) -> None:
-        """Forget everything; the exported histogram starts again from zero."""
+        """Forget everything; the exported histogram and finish reasons start again from zero."""
         with self._lock:
             self._models.clear()
             self._duration.clear()
+            self._finish_reasons.clear()
 
 
 def _check_request(model: object, endpoint: object, prompt_tokens: object,

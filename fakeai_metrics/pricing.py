@@ -363,6 +363,15 @@ class PriceTable:
                 self._found[model] = found
         return found
 
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int,
+             cached_tokens: int = 0) -> tuple[float, bool]:
+        """A request's cost in USD and whether its model has a price (False: the fallback's).
+
+        The one pricing of a request: the trackers call it when used alone, and ``Telemetry``
+        calls it once per request and hands the cost to the model and cost views."""
+        price, known = self._found.get(model) or self.price(model)
+        return price.cost(prompt_tokens, completion_tokens, cached_tokens), known
+
     def _lookup(self, model: str) -> tuple[Price, bool]:
         for name in _candidates(model):
             own = self._own.get(name)

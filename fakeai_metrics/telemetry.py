@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from . import validation as v
-from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, Owner, owned_by
+from .catalog import CATALOG, COMPLETED, DEFAULT_NAMESPACE, FAILED, SUCCESS, Owner, owned_by
 from .budgets import BudgetStore
 from .cost_tracker import ANONYMOUS, BATCH_ENDPOINT, CostTracker
 from .metrics import MetricsTracker
 from .error_metrics_tracker import ErrorMetricsTracker
 from .goodput_tracker import GoodputStatus, GoodputTracker, check_window
-from .keys import KeyIds, scrub_path
+from .keys import KeyIds, clip_message, scrub_path
 from .latency_slo import SLOSource, resolve
 from .limits import limits_for
-from .model_metrics import ModelMetricsTracker
+from .model_metrics import ModelMetricsTracker, finish_reason_label
 from .pricing import Price, PriceTable, as_price_table
 from .stores import open_store
 from .streaming_metrics_tracker import StreamingMetricsTracker
@@ -109,6 +109,7 @@ class Telemetry:
                                 budget_store=budget_store, **common)
         self.goodput = GoodputTracker(latency_slos, window_seconds=slo_window_seconds,
                                       clock=clock, **common)
+        self._prices = prices  # the models' and the cost view's table: a request priced once
         if shared_slo:
             self.errors.share_slo(budget_store)
         self._stream_routes: dict[str, _Route] = {}
@@ -132,8 +133,12 @@ class Telemetry:
 
     def record_request(self, *, endpoint: str, model: str, latency_s: float,
                        prompt_tokens: int = 0, completion_tokens: int = 0,
-                       cached_tokens: int = 0, api_key: str | None = None) -> float:
+                       cached_tokens: int = 0, api_key: str | None = None,
+                       finish_reason: str | None = None) -> float:
         """A successful non-streamed request; returns its cost.
+
+        ``finish_reason`` (the body's ``choices[0].finish_reason``) is counted in
+        ``fakeai_finish_reasons_total`` (values outside ``catalog.FINISH_REASONS`` as ``other``).
 
         Checked once, here: the common case by a few type and range tests, anything else by
         the full checks (which raise what they always did, or accept and convert). The
@@ -145,23 +150,31 @@ class Telemetry:
                 and type(cached_tokens) is int and 0 <= cached_tokens <= prompt_tokens
                 and 0 <= completion_tokens and prompt_tokens + completion_tokens <= v.MAX_TOKENS
                 and type(latency_s) is float and 0.0 <= latency_s <= v.MAX_SECONDS
-                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())):
+                and (api_key is None or type(api_key) is str and api_key and api_key.isascii())
+                and (finish_reason is None or type(finish_reason) is str and finish_reason
+                     and finish_reason.isascii())):
             _check_usage(endpoint, model, prompt_tokens, completion_tokens, cached_tokens,
                          api_key)
             latency_s = v.seconds("latency_s", latency_s)
+            v.optional(v.label, "finish_reason", finish_reason)
         if api_key is not None and api_key in endpoint:
             endpoint = scrub_path(endpoint, api_key)
         limits = self.limits
         limits.begin_request()
         try:
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            cost, known = self._prices.cost(model, prompt_tokens, completion_tokens,
+                                            cached_tokens)
             self.metrics._record_request(label, latency_s, prompt_tokens + completion_tokens)
-            self.models._record(model, model_label, label, prompt_tokens, completion_tokens,
-                                latency_s * 1000.0, api_key and kid, False, cached_tokens)
-            self.errors._record_success(label, model_label)
+            self.models._record((label, model_label), prompt_tokens, completion_tokens,
+                                latency_s * 1000.0, api_key and kid, False, cost, None,
+                                None if finish_reason is None
+                                else finish_reason_label(finish_reason))
+            self.errors._record_success((label, model_label, SUCCESS))
             self.goodput.record(model, endpoint, True, latency_s)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
-                                           prompt_tokens, completion_tokens, cached_tokens)
+                                           prompt_tokens, completion_tokens, cached_tokens,
+                                           cost, known)
         finally:
             limits.end_request()
 
@@ -190,20 +203,25 @@ class Telemetry:
         v.optional(v.label, "api_key", api_key)
         v.optional(v.label, "request_id", request_id)
         endpoint = scrub_path(endpoint, api_key)
+        key_ids = self.key_ids
         limits = self.limits
         limits.begin_request()
         try:
-            self.errors._record_error(endpoint, status_code, error_type, message, model,
-                                      api_key, request_id, None)
-            metrics = self.metrics
+            # the labels, once, in the order a direct record_error resolves them
             label = limits.endpoint(endpoint)
+            model_label = None if model is None else limits.model(model)
+            error_label = limits.error_type(error_type)
+            kid = None if api_key is None else key_ids(api_key)
+            self.errors._record_error(label, model_label, error_label, status_code,
+                                      clip_message(key_ids.scrub(message, api_key)), kid,
+                                      request_id, None)
+            metrics = self.metrics
             metrics._count_label("requests", metrics._requests, label)
             metrics._count_label("errors", metrics._errors, label)
-            if model is not None:
-                self.models._record(model, limits.model(model), label, 0, 0,
+            if model_label is not None:
+                self.models._record((label, model_label), 0, 0,
                                     None if latency_s is None else latency_s * 1000.0,
-                                    None if api_key is None else self.key_ids(api_key), True, 0,
-                                    limits.error_type(error_type))
+                                    kid, True, 0.0, error_label)
             self.goodput.record(model, endpoint, False, latency_s or 0.0)
         finally:
             limits.end_request()
@@ -254,7 +272,7 @@ class Telemetry:
     def finish_stream(self, stream_id: str, *, finish_reason: str = "stop",
                       completion_tokens: int | None = None, prompt_tokens: int | None = None,
                       cached_tokens: int = 0) -> float:
-        """Complete a stream: latency, tokens, outcome and cost; returns the cost.
+        """Complete a stream: latency, tokens, outcome, finish reason and cost; returns the cost.
 
         ``completion_tokens`` defaults to the tokens the stream recorded and ``prompt_tokens``
         to the count given at start; a server that learns the usage from the final chunk passes
@@ -289,21 +307,25 @@ class Telemetry:
             completion = seen if completion_tokens is None else completion_tokens
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            cost, known = self._prices.cost(model, prompt, completion, cached_tokens)
             metrics = self.metrics
             metrics._finish(stream_id, COMPLETED, seen,
                             summary.ttft_s if summary is not None else None)
             metrics._count_tokens(label, prompt + completion)
-            if summary is not None:
-                self.models._record(model, model_label, label, prompt, completion,
-                                    summary.duration_s * 1000.0, api_key and kid, False,
-                                    cached_tokens)
+            reason = finish_reason_label(finish_reason)
+            if summary is None:
+                self.models._count_finish(model_label, reason)
+            else:
+                self.models._record((label, model_label), prompt, completion,
+                                    summary.duration_s * 1000.0, api_key and kid, False, cost,
+                                    None, reason)
                 # A stream that sent no token: the client waited its whole duration for one.
                 ttft = summary.duration_s if summary.ttft_s is None else summary.ttft_s
                 self.goodput.record(model, endpoint, True, summary.duration_s, ttft,
                                     summary.tpot_s)
-            self.errors._record_success(label, model_label)
+            self.errors._record_success((label, model_label, SUCCESS))
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
-                                           prompt, completion, cached_tokens)
+                                           prompt, completion, cached_tokens, cost, known)
         finally:
             limits.end_request()
 
@@ -322,21 +344,24 @@ class Telemetry:
         limits = self.limits
         limits.begin_request(route.folded)
         try:
-            summary = self.streaming.fail_stream(stream_id,
-                                                 self.key_ids.scrub(message, route.api_key))
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
+            scrubbed = self.key_ids.scrub(message, api_key)
+            summary = self.streaming.fail_stream(stream_id, scrubbed)
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
+            error_label = limits.error_type(error_type)
             sent = summary.tokens if summary is not None else 0
+            prompt = route.prompt_tokens
+            cost, known = self._prices.cost(model, prompt, sent)
             self.metrics._finish(stream_id, FAILED)
             if summary is not None:
-                self.models._record(model, model_label, label, route.prompt_tokens, sent,
-                                    summary.duration_s * 1000.0, api_key and kid, True, 0,
-                                    limits.error_type(error_type))
+                self.models._record((label, model_label), prompt, sent,
+                                    summary.duration_s * 1000.0, api_key and kid, True, cost,
+                                    error_label)
                 self.goodput.record(model, endpoint, False, summary.duration_s)
-            self.errors._record_error(endpoint, status_code, error_type, message, model,
-                                      api_key, None, None)
+            self.errors._record_error(label, model_label, error_label, status_code,
+                                      clip_message(scrubbed), api_key and kid, None, None)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
-                                           route.prompt_tokens, sent)
+                                           prompt, sent, 0, cost, known)
         finally:
             limits.end_request()
 

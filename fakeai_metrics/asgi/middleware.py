@@ -41,7 +41,8 @@ import secrets
 from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 from ..catalog import UNKNOWN_MODEL
-from .openai_payloads import MAX_LABEL, Usage, clip, error_info, json_object, trailing_usage
+from .openai_payloads import (MAX_LABEL, Usage, clip, error_info, finish_reason, json_object,
+                              trailing_usage)
 from .openai_stream import DONE, FAILED, TOKEN, USAGE_ONLY, OpenAIStream
 from .sse import Event, SSEScanner
 from ..telemetry import Telemetry
@@ -359,7 +360,7 @@ class _Exchange:
         self._call(self.telemetry.record_request, endpoint=self.endpoint, model=self.model(),
                    latency_s=latency, prompt_tokens=prompt or 0,
                    completion_tokens=completion or 0, cached_tokens=cached,
-                   api_key=self.api_key)
+                   api_key=self.api_key, finish_reason=body and finish_reason(body.last()))
 
     # --- streams ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any, NamedTuple
 
+from ..catalog import OTHER_FINISH_REASON
 from ..keys import MAX_MESSAGE
 from ..validation import MAX_TOKENS, encodable
 
@@ -122,6 +123,50 @@ def trailing_usage(tail: bytes) -> Any:
     except (StopIteration, ValueError, RecursionError):
         return None
     return value
+
+
+#: ``choices[0].finish_reason``: the first ``"finish_reason"`` key of a body and its value. As with
+#: ``"usage"``, a quoted name followed by a colon is always a key, never text inside a string.
+#: The value: a plain name (group 1), another string (group 2: counted as ``other``), or null.
+_FINISH_REASON = re.compile(rb'"finish_reason"\s*:\s*(?:"([A-Za-z0-9_.-]{1,64})"|(")|null)')
+_RESPONSE_OBJECT = re.compile(rb'"object"\s*:\s*"response"')
+#: Where a body says what it is: chat and completions bodies open with ``id``, ``object``,
+#: ``created`` and ``model`` before ``choices``, a Responses body with ``id`` and ``object``.
+#: Only this head is searched for them, so a body of another kind (megabytes of embeddings) is
+#: not scanned.
+_HEAD_BYTES = 2048
+#: A Responses API ``incomplete_details.reason`` as chat completions name it.
+RESPONSES_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def finish_reason(body: bytes) -> str | None:
+    """The finish reason of a non-streamed response body, or None when it gives none.
+
+    Chat and completions: ``choices[0].finish_reason`` (a string that is not a plain name:
+    ``other``). The Responses API (``"object": "response"``, decoded whole): ``stop`` once
+    ``completed``, and for ``incomplete`` its ``incomplete_details.reason`` as chat names it
+    (``max_output_tokens``: ``length``; another reason: ``other``).
+    """
+    head = body[:_HEAD_BYTES]
+    if b'"choices"' in head:
+        at = body.find(b'"finish_reason"')
+        found = _FINISH_REASON.match(body, at) if at >= 0 else None
+        if found is None:
+            return None
+        name, other = found.groups()
+        return name.decode() if name else OTHER_FINISH_REASON if other else None
+    if b'"response"' not in head or _RESPONSE_OBJECT.search(head) is None:
+        return None
+    response = json_object(body)
+    status = response.get("status")
+    if status == "completed":
+        return "stop"
+    if status != "incomplete":
+        return None  # queued, in progress, failed, cancelled: not a finished answer
+    details = response.get("incomplete_details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    return RESPONSES_INCOMPLETE.get(reason, OTHER_FINISH_REASON) if isinstance(reason, str) \
+        else OTHER_FINISH_REASON
 
 
 def clip(text: str) -> str:

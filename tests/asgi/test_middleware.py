@@ -137,7 +137,9 @@ def build_app(framework: str, telemetry: Telemetry, clock: ManualClock,
     Test-only request fields steer it: ``x_latency`` (clock seconds a non-streamed request
     takes), ``x_ttft`` / ``x_itl`` (clock seconds before the first / each next content chunk),
     ``x_tokens``, ``x_usage`` (the usage chunk, sent only when the request has
-    ``stream_options.include_usage``, as OpenAI does), ``x_split`` (re-cut the SSE
+    ``stream_options.include_usage``, as OpenAI does), ``x_finish`` (a chat body's
+    ``finish_reason``), ``x_status`` / ``x_incomplete`` (a Responses body's ``status`` and
+    ``incomplete_details``), ``x_split`` (re-cut the SSE
     bytes into pieces of that size), ``x_scenario`` (rate_limited, raise_before, raise_mid,
     error_event, endless).
     """
@@ -202,7 +204,7 @@ def build_app(framework: str, telemetry: Telemetry, clock: ManualClock,
         clock.advance(body.get("x_latency", 0.0))
         return JSONResponse({
             "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": MODEL,
-            "choices": [{"index": 0, "finish_reason": "stop",
+            "choices": [{"index": 0, "finish_reason": body.get("x_finish", "stop"),
                          "message": {"role": "assistant", "content": "Hello!"}}],
             "usage": body.get("x_usage", usage(1000, 500, 200))})
 
@@ -227,7 +229,9 @@ def build_app(framework: str, telemetry: Telemetry, clock: ManualClock,
              "total_tokens": 340}
         if body.get("stream"):
             return await stream(responses_events(body.get("x_tokens", 5), u), body)
-        return JSONResponse({"id": "resp_1", "object": "response", "status": "completed",
+        return JSONResponse({"id": "resp_1", "object": "response",
+                             "status": body.get("x_status", "completed"),
+                             "incomplete_details": body.get("x_incomplete"),
                              "model": MODEL, "output": [], "usage": u})
 
     async def other(request: Request) -> Response:

@@ -38,7 +38,8 @@ SURROGATE = "gpt\ud800x"  # valid in JSON ("\ud800"), not encodable as UTF-8
 VALID: dict[str, dict[str, Any]] = {
     "Telemetry.alias_key": dict(api_key="sk-new-key", alias="team-a"),
     "Telemetry.record_request": dict(endpoint=EP, model=MODEL, latency_s=0.1, prompt_tokens=5,
-                                     completion_tokens=5, cached_tokens=1, api_key=KEY),
+                                     completion_tokens=5, cached_tokens=1, api_key=KEY,
+                                     finish_reason="length"),
     "Telemetry.record_failure": dict(endpoint=EP, model=MODEL, status_code=500, error_type="E",
                                      message="m", latency_s=0.1, api_key=KEY,
                                      request_id="req-1"),

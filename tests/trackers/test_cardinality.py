@@ -106,3 +106,57 @@ def test_standalone_trackers_on_one_registry_share_one_limits():
     assert {dict(k)["model"] for k in samples(registry, "fakeai_tokens_total")} == \
         {"a", "b", OTHER}
     assert metric_value(registry, "fakeai_label_overflow_total", {"label": "model"}) == 2
+
+
+def test_direct_calls_count_a_folded_value_on_every_call_after_the_first_resolution():
+    """The trackers keep the labels of inputs they have resolved, but never a folded one: a
+    value beyond the cap counts its overflow on each direct call, as before."""
+    registry = CollectorRegistry()
+    limits = LabelLimits(registry=registry, models=1, endpoints=1)
+    cost = CostTracker(registry=registry, limits=limits)
+    models = ModelMetricsTracker(registry=registry, limits=limits)
+    errors = ErrorMetricsTracker(registry=registry, limits=limits)
+    for _ in range(3):  # admitted: resolved once, then reused
+        cost.record_usage("sk-a", "gpt-4o", EP, 10, 5)
+        models.track_request("gpt-4o", EP, 10, 5, latency_ms=100.0)
+        errors.record_success(EP, "gpt-4o")
+    assert metric_value(registry, "fakeai_label_overflow_total") == 0
+    for _ in range(3):  # folded: counted on every call
+        cost.record_usage("sk-a", "llama", "/v1/embeddings", 10, 5)
+        models.track_request("llama", "/v1/embeddings", 10, 5, latency_ms=100.0)
+        errors.record_success("/v1/embeddings", "llama")
+    assert metric_value(registry, "fakeai_label_overflow_total", {"label": "endpoint"}) == 9
+    # the model: per call in the model and error views; the cost view resolves a model's
+    # label once per name (with its price), so it counts its fold once
+    assert metric_value(registry, "fakeai_label_overflow_total", {"label": "model"}) == 3 + 3 + 1
+    assert metric_value(registry, "fakeai_requests_total",
+                        {"endpoint": EP, "model": "gpt-4o"}) == 3
+    assert metric_value(registry, "fakeai_requests_total",
+                        {"endpoint": OTHER, "model": OTHER}) == 3
+    assert metric_value(registry, "fakeai_request_duration_seconds_count",
+                        {"endpoint": OTHER, "model": OTHER}) == 3
+    assert set(cost.get_cost_by_endpoint()) == {EP, OTHER}
+    assert cost.get_cost_by_key("sk-a")["requests"] == 6
+
+
+def test_a_key_in_the_path_is_scrubbed_whichever_call_resolved_the_path_first():
+    cost = CostTracker(registry=CollectorRegistry())
+    models = ModelMetricsTracker(registry=CollectorRegistry())
+    path = "/proxy/mykey0123/v1/chat/completions"  # not key-shaped: only scrubbing hides it
+    for key in (None, "mykey0123", None):  # resolved without the key first, then with it
+        cost.record_usage(key, "gpt-4o", path, 10, 5)
+        models.track_request("gpt-4o", path, 10, 5, latency_ms=1.0, user=key)
+    scrubbed = "/proxy/{key}/v1/chat/completions"  # the key's id, normalised as key-shaped
+    assert models.get_model_stats("gpt-4o")["endpoints"] == {path: 2, scrubbed: 1}
+    assert set(cost.get_cost_by_endpoint()) == {path, scrubbed}
+    assert cost.get_cost_by_endpoint()[scrubbed] == pytest.approx(
+        cost.get_cost_by_endpoint()[path] / 2)
+
+
+def test_an_alias_set_after_a_key_was_used_applies_to_the_next_call():
+    cost = CostTracker(registry=CollectorRegistry())
+    cost.record_usage("sk-late-alias-000", "gpt-4o", EP, 10, 5)
+    cost.alias_key("sk-late-alias-000", "team-a")
+    cost.record_usage("sk-late-alias-000", "gpt-4o", EP, 10, 5)
+    keys = {dict(k)["api_key"] for k in samples(cost.registry, "fakeai_cost_usd_total")}
+    assert "team-a" in keys and len(keys) == 2

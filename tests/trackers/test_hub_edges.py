@@ -8,8 +8,8 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from fakeai_metrics import (InvalidMetricInput, ModelMetricsTracker, StreamingMetricsTracker,
-                            Telemetry)
+from fakeai_metrics import (InvalidMetricInput, ModelMetricsTracker, PriceTable,
+                            StreamingMetricsTracker, Telemetry)
 from fakeai_metrics.limits import OTHER
 from fakeai_metrics.testing import metric_value, samples
 from fakeai_metrics.validation import MAX_TOKENS
@@ -132,3 +132,58 @@ def test_the_endpoint_view_of_a_hub_stream_learns_ttft_and_tokens_at_the_end(tel
     assert stats["completed_streams"] == 1
     assert stats["ttft"]["avg"] == pytest.approx(0.05)
     assert stats["tokens_per_second"]["avg"] == pytest.approx(10 / 0.15)
+
+
+class _CountingPrices(PriceTable):
+    """A real price table that counts the requests it prices."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.priced: list[str] = []
+
+    def cost(self, model: str, prompt_tokens: int, completion_tokens: int,
+             cached_tokens: int = 0) -> tuple[float, bool]:
+        self.priced.append(model)
+        return super().cost(model, prompt_tokens, completion_tokens, cached_tokens)
+
+
+def test_the_hub_prices_each_request_once_for_the_model_and_cost_views(metrics_registry,
+                                                                        metrics_clock):
+    prices = _CountingPrices()
+    t = Telemetry(registry=metrics_registry, clock=metrics_clock, prices=prices)
+    t.record_request(endpoint=EP, model="gpt-4o", latency_s=0.1, prompt_tokens=1000,
+                     completion_tokens=500, cached_tokens=200, api_key="sk-a")
+    t.start_stream("s", endpoint=EP, model="gpt-4o-mini", prompt_tokens=300)
+    t.stream_token("s")
+    t.finish_stream("s", completion_tokens=40)
+    t.start_stream("f", endpoint=EP, model="no-such-model", prompt_tokens=100)
+    t.stream_token("f")
+    t.fail_stream("f")
+    t.record_failure(endpoint=EP, model="gpt-4o", status_code=500, error_type="E")
+    assert prices.priced == ["gpt-4o", "gpt-4o-mini", "no-such-model"]  # failures bill nothing
+    assert t.models.get_cost_by_model() == pytest.approx(t.cost.get_cost_by_model())
+    assert metric_value(metrics_registry, "fakeai_unpriced_requests_total",
+                        {"model": "no-such-model"}) == 1
+    # the trackers used alone price for themselves, through the same table method
+    t.cost.record_usage("sk-a", "gpt-4o", EP, 10, 10)
+    t.models.track_request("gpt-4o", EP, 10, 10)
+    assert prices.priced[3:] == ["gpt-4o", "gpt-4o"]
+
+
+def test_a_failure_resolves_each_label_once_and_counts_a_fold_once(metrics_registry):
+    t = Telemetry(registry=metrics_registry,
+                  label_limits={"models": 1, "endpoints": 1, "error_types": 1})
+    t.record_failure(endpoint=EP, model="gpt-4o", status_code=500, error_type="E1",
+                     latency_s=0.2)
+    t.record_failure(endpoint="/v1/embeddings", model="other-model", status_code=429,
+                     error_type="E2", latency_s=0.2)
+    for label in ("model", "endpoint", "error_type"):
+        assert metric_value(metrics_registry, "fakeai_label_overflow_total", {"label": label}) == 1
+    assert metric_value(metrics_registry, "fakeai_requests_total",
+                        {"endpoint": OTHER, "model": OTHER, "outcome": "error"}) == 1
+    assert metric_value(metrics_registry, "fakeai_errors_total",
+                        {"endpoint": OTHER, "error_type": OTHER, "status_code": "429"}) == 1
+    assert metric_value(metrics_registry, "fakeai_request_duration_seconds_count",
+                        {"endpoint": OTHER, "model": OTHER}) == 1
+    newest = t.errors.get_recent_errors(1)[0]
+    assert (newest.endpoint, newest.model, newest.error_type) == (OTHER, OTHER, OTHER)
