@@ -196,7 +196,9 @@ REQUEST_DURATION = _m("request_duration_seconds", "histogram", "seconds", ("endp
 #: ``finish_reason`` of ``finish_reasons_total``: OpenAI's values (``length``: the answer was cut
 #: at the token limit), and ``other`` for any other value, so a client or an upstream server
 #: cannot make new series.
-FINISH_REASONS: tuple[str, ...] = ("stop", "length", "content_filter", "tool_calls",
+#: the finish reason of an answer cut at its token limit (a truncated answer)
+TRUNCATED = "length"
+FINISH_REASONS: tuple[str, ...] = ("stop", TRUNCATED, "content_filter", "tool_calls",
                                    "function_call")
 OTHER_FINISH_REASON = "other"
 # No OpenTelemetry instrument: semconv 0.66b2 has ``gen_ai.response.finish_reasons`` only as a

@@ -1,5 +1,6 @@
 """The *Overview* dashboard: traffic, error ratio, TTFT / ITL / TPOT / request-duration quantiles
-and means, output tokens per second, the per-stream speed distribution, active streams."""
+and means, output tokens per second, the per-stream speed distribution, finish reasons and
+truncated answers, active streams."""
 
 from __future__ import annotations
 
@@ -101,6 +102,21 @@ def dashboard(p: PromQL, tags: list[str]) -> Board:
         "or failed.", unit_of(c.STREAMS_ACTIVE),
         [Query(f"{p.sum(c.STREAMS_ACTIVE, 'model')} ({p.sel(c.STREAMS_ACTIVE)})",
                "{{model}}")], min_val=0))
+    reasons = c.FINISH_REASONS_TOTAL
+    truncated = p.sum_rate(reasons, "model", finish_reason=c.TRUNCATED)
+    board.add(timeseries(
+        "Finish reasons",
+        f"Successful requests per second by the finish reason the model gave "
+        f"(`{p.name(reasons)}`): `{c.TRUNCATED}` is an answer cut at its token limit, "
+        f"`{c.OTHER_FINISH_REASON}` any "
+        f"reason outside OpenAI's set.", rate_unit_of(reasons),
+        [Query(p.sum_rate(reasons, "finish_reason"), "{{finish_reason}}")], min_val=0))
+    board.add(timeseries(
+        "Truncated answers by model",
+        "Share of successful requests whose answer was cut at its token limit (finish reason "
+        f"`{c.TRUNCATED}`); 0 where none was.", "percentunit",
+        [Query(f"({truncated} or 0 * {p.sum_rate(reasons, 'model')}) / "
+               f"{p.sum_rate(reasons, 'model')}", "{{model}}")], min_val=0))
     board.add(timeseries(
         "Finished streams by outcome",
         f"Streams finished per second (`{p.name(c.STREAMS)}`), completed or failed, by model.",
