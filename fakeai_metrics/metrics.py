@@ -91,8 +91,9 @@ class MetricsTracker(Tracker):
         self._errors = self._instrument(c.ENDPOINT_ERRORS)
         self._streams_total = self._instrument(c.ENDPOINT_STREAMS)
         self._streams_active = self._instrument(c.ENDPOINT_STREAMS_ACTIVE)
+        #: streams opened by ``start_stream``; those ``Telemetry`` opens live in its streaming
+        #: tracker, and this view only counts them (``_stream_opened``/``_stream_closed``)
         self._streams: dict[str, OpenStream] = {}
-        self._stream_counts = {c.COMPLETED: 0, c.FAILED: 0}
         self._ttft = Histogram(c.TTFT)  # in-process only
         self._tps = Histogram(c.TPS)  # in-process only
         self._timer_ids = itertools.count(1)
@@ -255,10 +256,7 @@ class MetricsTracker(Tracker):
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
         v.optional(v.non_negative, "started_at", started_at)
-        return self._start_stream(stream_id, self.limits.endpoint(endpoint), started_at)
-
-    def _start_stream(self, stream_id: str, endpoint: str, started_at: float | None) -> bool:
-        """``start_stream`` with checked values and the endpoint label resolved."""
+        endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         if started_at is not None:
             now = min(now, started_at)
@@ -269,6 +267,16 @@ class MetricsTracker(Tracker):
             self._streams[stream_id] = OpenStream((endpoint,), now)
             self._streams_active.inc((endpoint,))
         return True
+
+    def _stream_opened(self, endpoint: str) -> None:
+        """A stream ``Telemetry`` opened: the streaming tracker holds its state (one open-stream
+        table), this view only counts it active under its resolved endpoint label."""
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._streams_active.inc((endpoint,))
+        finally:
+            lock.release()
 
     def track_stream_first_token(self, stream_id: str) -> None:
         self.track_stream_token(stream_id)
@@ -295,8 +303,8 @@ class MetricsTracker(Tracker):
     def complete_stream(self, stream_id: str, endpoint: str | None = None, *,
                         tokens: int | None = None, ttft_s: float | None = None) -> None:
         """Finish a stream. ``tokens`` and ``ttft_s`` tell what a caller counted itself instead
-        of calling ``track_stream_token`` per token (``Telemetry`` does: one lock per token).
-        ``endpoint`` is FakeAI's argument: checked, and the endpoint given at start is used."""
+        of calling ``track_stream_token`` per token. ``endpoint`` is FakeAI's argument: checked,
+        and the endpoint given at start is used."""
         v.optional(v.label, "endpoint", endpoint)
         v.optional(v.tokens, "tokens", tokens)
         v.optional(v.seconds, "ttft_s", ttft_s)
@@ -310,6 +318,7 @@ class MetricsTracker(Tracker):
 
     def _finish(self, stream_id: str, outcome: str, tokens: int | None = None,
                 ttft_s: float | None = None) -> None:
+        """A stream this view opened (``start_stream``) ends."""
         now = self._clock()
         with self._lock:
             try:
@@ -318,35 +327,58 @@ class MetricsTracker(Tracker):
                 return
             if s is None:
                 return
-            if tokens is not None:
-                s.tokens = tokens
-            if ttft_s is not None:
-                s.first = s.start + ttft_s
-            endpoint = s.key[0]
-            self._streams_active.inc(s.key, -1)
-            self._streams_total.inc((endpoint, outcome))
-            self._stream_counts[outcome] += 1
-            if outcome == c.FAILED:
-                self._event("errors", self._errors, endpoint, now)
-                return
-            self._response(endpoint, now, now - s.start)
-            if s.first is not None:
-                self._ttft.observe((), s.first - s.start)
-            tps = s.tokens_per_second(now)
-            if tps is not None:
-                self._tps.observe((), tps)
+            if ttft_s is None and s.first is not None:
+                ttft_s = s.first - s.start
+            self._closed(s.key[0], outcome, now, now - s.start,
+                         s.tokens if tokens is None else tokens, ttft_s)
+
+    def _stream_closed(self, endpoint: str, outcome: str, duration_s: float | None,
+                       tokens: int = 0, ttft_s: float | None = None) -> None:
+        """A stream ``Telemetry`` opened (``_stream_opened``) ends, as the streaming tracker
+        measured it; ``duration_s`` None (that tracker no longer held it): no latency."""
+        now = self._clock()
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._closed(endpoint, outcome, now, duration_s, tokens, ttft_s)
+        finally:
+            lock.release()
+
+    def _closed(self, endpoint: str, outcome: str, now: float, duration_s: float | None,
+                tokens: int, ttft_s: float | None) -> None:
+        """Record a finished stream: no longer active, a response (completed) or an error
+        (failed); call under the lock."""
+        key = (endpoint,)
+        self._streams_active.inc(key, -1)
+        self._streams_total.inc((endpoint, outcome))
+        if outcome == c.FAILED:
+            self._event("errors", self._errors, endpoint, now)
+            return
+        self._response(endpoint, now, duration_s)
+        if ttft_s is not None:
+            self._ttft.observe((), ttft_s)
+        if tokens and duration_s is not None and duration_s > 0:
+            self._tps.observe((), tokens / duration_s)
 
     def get_active_streams(self) -> int:
-        return len(self._streams)
+        """Streams open in this view: its own and those ``Telemetry`` opened (the gauge)."""
+        with self._lock:
+            return self._active_count()
+
+    def _active_count(self) -> int:
+        return int(sum(self._streams_active.values.values()))
+
+    def _finished_count(self, outcome: str) -> int:
+        return int(sum(n for (_, o), n in self._streams_total.values.items() if o == outcome))
 
     # --- reading -----------------------------------------------------------------------------
 
     def get_streaming_stats(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "active_streams": len(self._streams),
-                "completed_streams": self._stream_counts[c.COMPLETED],
-                "failed_streams": self._stream_counts[c.FAILED],
+                "active_streams": self._active_count(),
+                "completed_streams": self._finished_count(c.COMPLETED),
+                "failed_streams": self._finished_count(c.FAILED),
                 "ttft": _summary(self._ttft),
                 "tokens_per_second": _summary(self._tps),
             }
@@ -388,7 +420,7 @@ class MetricsTracker(Tracker):
         status = "unhealthy" if pct > 10 else "degraded" if pct > 5 else "healthy"
         averages = [st["avg"] for st in metrics["responses"].values() if st["avg"] > 0]
         with self._lock:
-            first, active = self._first_request, len(self._streams)
+            first, active = self._first_request, self._active_count()
         return {
             "status": status,
             "timestamp": time.time(),

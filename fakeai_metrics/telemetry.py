@@ -243,7 +243,7 @@ class Telemetry:
             metrics = self.metrics
             label = limits.endpoint(endpoint)
             metrics._count_label("requests", metrics._requests, label)
-            metrics._start_stream(stream_id, label, started_at)
+            metrics._stream_opened(label)  # the stream's state is the streaming tracker's
         finally:
             limits.end_request()
 
@@ -290,8 +290,9 @@ class Telemetry:
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
             metrics = self.metrics
-            metrics._finish(stream_id, COMPLETED, seen,
-                            summary.ttft_s if summary is not None else None)
+            metrics._stream_closed(label, COMPLETED,
+                                   None if summary is None else summary.duration_s, seen,
+                                   None if summary is None else summary.ttft_s)
             metrics._count_tokens(label, prompt + completion)
             if summary is not None:
                 self.models._record(model, model_label, label, prompt, completion,
@@ -327,7 +328,7 @@ class Telemetry:
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
             sent = summary.tokens if summary is not None else 0
-            self.metrics._finish(stream_id, FAILED)
+            self.metrics._stream_closed(label, FAILED, None)
             if summary is not None:
                 self.models._record(model, model_label, label, route.prompt_tokens, sent,
                                     summary.duration_s * 1000.0, api_key and kid, True, 0,
