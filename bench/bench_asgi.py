@@ -19,6 +19,7 @@ bare app, streamed and plain (targets: >= 0.9x the bare app, and above the instr
 
     python bench/bench_asgi.py                 # in process (about 20 s)
     python bench/bench_asgi.py --http          # over HTTP too (pip install -e '.[bench]')
+    python bench/bench_asgi.py --http-only --before /tmp/before   # and an earlier version
     python bench/bench_asgi.py --check         # exit 1 when a target is missed
     python bench/bench_asgi.py --profile       # cProfile of the wrapped stream side
 
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-only", action="store_true")
     ap.add_argument("--http-seconds", type=float, default=2.0, help="seconds per side per round")
     ap.add_argument("--http-rounds", type=int, default=5)
+    ap.add_argument("--before", metavar="PATH", help="over HTTP, also serve the middleware of "
+                    "an earlier version of the package exported to PATH (a side named before)")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--profile", choices=["stream", "fakeai", "plain"])
     ap.add_argument("--serve", nargs=2, metavar=("SIDE", "PORT"), help=argparse.SUPPRESS)
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.http or args.http_only:
         import bench_http
         bench_http.run(report, os.path.abspath(__file__), args.http_seconds, args.http_rounds,
-                       TARGET_HTTP_RATIO)
+                       TARGET_HTTP_RATIO, args.before)
     print()
     missed = report.print()
     return 1 if args.check and missed else 0

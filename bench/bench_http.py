@@ -8,7 +8,12 @@ median over rounds is reported (best beside it).
 
 Throughput on a shared two-core machine moves with everything else running; the server's own CPU
 time per request (from ``/proc/<pid>/stat``, read around each load phase) moves much less, so it
-is reported beside req/s: its ratio to the bare app's is what the middleware costs the server.
+is reported beside req/s, split into user and system time: its ratio to the bare app's is what
+the middleware costs the server.
+
+``--before PATH`` adds a fourth side, "before": the middleware as an earlier version of the
+package exported to PATH (``git archive REV fakeai_metrics | tar -x -C PATH``) serves the same
+app, interleaved with the others, so a change is measured against its baseline in one run.
 
 The client speaks HTTP/1.1 over raw asyncio streams (about 30 lines): a general client such as
 httpx costs more CPU per request than the server measured, and on two cores it would cap the
@@ -120,17 +125,27 @@ def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of process ``pid`` so far (Linux)."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def run(report: Any, script: str, seconds: float, rounds: int, target: float) -> None:
-    ports = {side: _free_port() for side in SIDES}
-    procs = [subprocess.Popen([sys.executable, script, "--serve", side, str(port)])
-             for side, port in ports.items()]
+def run(report: Any, script: str, seconds: float, rounds: int, target: float,
+        before: str | None = None) -> None:
+    sides = SIDES + ("before",) if before else SIDES
+    ports = {side: _free_port() for side in sides}
+
+    def server(side: str, port: int) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        if side == "before":  # the earlier package first on the path, serving the "ours" app
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [before, env.get("PYTHONPATH")]))
+            side = "ours"
+        return subprocess.Popen([sys.executable, script, "--serve", side, str(port)], env=env)
+
+    procs = [server(side, port) for side, port in ports.items()]
     pids = {side: p.pid for side, p in zip(ports, procs)}
     try:
         for port in ports.values():
@@ -143,7 +158,7 @@ def run(report: Any, script: str, seconds: float, rounds: int, target: float) ->
                     if time.monotonic() > deadline:
                         raise RuntimeError("a bench server did not start")
                     time.sleep(0.1)
-        _measure(report, ports, pids, seconds, rounds, target)
+        _measure(report, ports, pids, seconds, rounds, target, sides)
     finally:
         for p in procs:
             p.terminate()
@@ -152,7 +167,7 @@ def run(report: Any, script: str, seconds: float, rounds: int, target: float) ->
 
 
 def _measure(report: Any, ports: dict[str, int], pids: dict[str, int], seconds: float,
-             rounds: int, target: float) -> None:
+             rounds: int, target: float, sides: tuple[str, ...]) -> None:
     import uvicorn
     print(f"\nover HTTP: uvicorn {uvicorn.__version__} (one worker each, "
           f"{'httptools' if _has('httptools') else 'h11'}, "
@@ -160,27 +175,29 @@ def _measure(report: Any, ports: dict[str, int], pids: dict[str, int], seconds: 
           f"connections, {seconds:g} s per side per round, {rounds} rounds, side order rotating")
     rows: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}  # server CPU us per request
+    user: dict[tuple[str, str], list[float]] = {}  # of which user time
     sizes: dict[tuple[str, str], int] = {}
     for workload in WORKLOADS:
         request = _request(workload == "stream")
-        for side in SIDES:  # warm each server (first series, imports)
+        for side in sides:  # warm each server (first series, imports)
             asyncio.run(_load(ports[side], request, 0.3))
         for r in range(rounds):
-            order = SIDES[r % 3:] + SIDES[:r % 3]
+            order = sides[r % len(sides):] + sides[:r % len(sides)]
             for side in order:
-                before = _cpu_s(pids[side])
+                u0, s0 = _cpu_s(pids[side])
                 n, lat, size = asyncio.run(_load(ports[side], request, seconds))
-                cpu.setdefault((workload, side), []).append(
-                    (_cpu_s(pids[side]) - before) / n * 1e6)
+                u1, s1 = _cpu_s(pids[side])
+                cpu.setdefault((workload, side), []).append((u1 - u0 + s1 - s0) / n * 1e6)
+                user.setdefault((workload, side), []).append((u1 - u0) / n * 1e6)
                 sizes[(workload, side)] = size
                 rows.setdefault((workload, side), []).append(
                     (n / seconds, _percentile(lat, 0.5) * 1e3, _percentile(lat, 0.99) * 1e3))
     print(f"{'workload':<8} {'side':<15} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'req/s / bare':>13} {'(best)':>7} {'p50 / bare':>11} {'p99 / bare':>11} "
-          f"{'server CPU us/req':>18} {'/ bare':>7}")
+          f"{'server CPU us/req':>18} {'(user)':>7} {'/ bare':>7}")
     for workload in WORKLOADS:
         bare = rows[(workload, "bare")]
-        for side in SIDES:
+        for side in sides:
             mine = rows[(workload, side)]
             rps = [m[0] / b[0] for m, b in zip(mine, bare)]
             p50 = [m[1] / b[1] for m, b in zip(mine, bare)]
@@ -191,8 +208,16 @@ def _measure(report: Any, ports: dict[str, int], pids: dict[str, int], seconds: 
                   f"{statistics.median(rps):13.2f} {max(rps):7.2f} "
                   f"{statistics.median(p50):11.2f} {statistics.median(p99):11.2f} "
                   f"{statistics.median(cpu[(workload, side)]):18.0f} "
+                  f"{statistics.median(user[(workload, side)]):7.0f} "
                   f"{bare_cpu_ratio(cpu, workload, side):7.2f}")
             rows[(workload, side + "/ratio")] = [(x, 0, 0) for x in rps]
+        if "before" in sides:
+            now_rps = statistics.median(m[0] / b[0] for m, b in zip(rows[(workload, "ours")],
+                                                                    rows[(workload, "before")]))
+            now_cpu = statistics.median(m / b for m, b in zip(cpu[(workload, "ours")],
+                                                              cpu[(workload, "before")]))
+            print(f"{workload:<8} ours / before (median of rounds): req/s {now_rps:.2f}x, "
+                  f"server CPU per request {now_cpu:.2f}x")
         ours = statistics.median(x[0] for x in rows[(workload, "ours/ratio")])
         inst = statistics.median(x[0] for x in rows[(workload, "instrumentator/ratio")])
         report.check(f"HTTP {workload}: req/s ours / bare (median)", ours, target, ".2f", "x",
