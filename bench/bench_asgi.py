@@ -21,7 +21,9 @@ bare app, streamed and plain (targets: >= 0.9x the bare app, and above the instr
     python bench/bench_asgi.py --http          # over HTTP too (pip install -e '.[bench]')
     python bench/bench_asgi.py --http-only --before /tmp/before   # and an earlier version
     python bench/bench_asgi.py --check         # exit 1 when a target is missed
-    python bench/bench_asgi.py --profile       # cProfile of the wrapped stream side
+    python bench/bench_asgi.py --profile stream   # cProfile of the wrapped stream side
+    python bench/bench_asgi.py --cold 20000    # in process, other code between requests
+    python bench/bench_asgi.py --profile-server ours stream   # cProfile of a loaded server
 
 Run by hand; nothing here is a test. On a shared machine absolute figures move a lot between runs;
 each ratio divides by a baseline measured in the same run, alternated with it.
@@ -147,8 +149,23 @@ def raw_app(shape: str) -> Callable[..., Any]:
     return app
 
 
+#: Other code's data, walked between requests by ``--cold`` (filled by ``main``).
+_OTHER: list[dict[str, list[Any]]] = []
+
+
+def _other_code() -> int:
+    """What a server does between two requests, roughly: Python code walking a few MB of
+    objects, which pushes the middleware's code and data out of the CPU caches."""
+    n = 0
+    for d in _OTHER:
+        for v in d.values():
+            n += len(v)
+    return n
+
+
 def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
-    """Seconds for ``n`` requests through ``app`` with no event loop."""
+    """Seconds for ``n`` requests through ``app`` with no event loop (with ``--cold``, other
+    code runs between requests, untimed)."""
     scope = {"type": "http", "method": "POST", "path": CHAT, "root_path": "",
              "headers": [(b"content-type", b"application/json"), (b"authorization", KEY),
                          (b"content-length", str(len(body)).encode())]}
@@ -160,8 +177,11 @@ def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
     async def send(message: Any) -> None:
         pass
 
-    t0 = time.perf_counter()
+    total = 0.0
     for _ in range(n):
+        if _OTHER:
+            _other_code()
+        t0 = time.perf_counter()
         coro = app(scope, receive, send)
         try:
             coro.send(None)
@@ -169,7 +189,8 @@ def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
             pass
         else:
             raise RuntimeError("the app suspended; this driver needs one that does not")
-    return time.perf_counter() - t0
+        total += time.perf_counter() - t0
+    return total
 
 
 def build(side: str, shape: str) -> Callable[..., Any]:
@@ -223,20 +244,40 @@ def main(argv: list[str] | None = None) -> int:
                     "an earlier version of the package exported to PATH (a side named before)")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--profile", choices=["stream", "fakeai", "plain"])
+    ap.add_argument("--cold", type=int, default=0, metavar="N", help="in process, walk N "
+                    "objects of other data between requests (caches as cold as in a server)")
+    ap.add_argument("--profile-server", nargs=2, metavar=("SIDE", "WORKLOAD"),
+                    help="cProfile of a uvicorn server (bare, ours, instrumentator) under the "
+                    "HTTP load (stream or plain): time per request in fakeai_metrics")
     ap.add_argument("--serve", nargs=2, metavar=("SIDE", "PORT"), help=argparse.SUPPRESS)
+    ap.add_argument("--load", nargs=3, metavar=("WORKLOAD", "PORT", "SECONDS"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
         import bench_http
         bench_http.serve(args.serve[0], int(args.serve[1]))
         return 0
+    if args.load:
+        import bench_http
+        bench_http.load(args.load[0], int(args.load[1]), float(args.load[2]))
+        return 0
     if args.profile:
         profile(args.profile, args.requests, 20)
         return 0
+    if args.profile_server:
+        import bench_http
+        side, workload = args.profile_server
+        bench_http.profile_server(os.path.abspath(__file__), side, workload,
+                                  args.http_seconds * 2)
+        return 0
+    _OTHER[:] = [{f"k{i}": [i, str(i), float(i)]} for i in range(args.cold)]
     report = Report()
     print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f} at start")
     if not args.http_only:
-        print(f"\nin process, us per request; best and median of {args.rounds} alternated rounds")
+        cold = f", {args.cold} objects walked between requests" if args.cold else ""
+        print(f"\nin process, us per request; best and median of {args.rounds} alternated "
+              f"rounds{cold}")
         print(f"{'workload':<34} {'bare':>8} {'wrapped':>8} {'added':>8} {'added':>8} "
               f"{'per token':>9}")
         print(f"{'':<34} {'best':>8} {'best':>8} {'best':>8} {'median':>8} {'median':>9}")

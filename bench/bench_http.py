@@ -75,6 +75,56 @@ def serve(side: str, port: int) -> None:
                 access_log=False, workers=1)
 
 
+def profile_server(script: str, side: str, workload: str, seconds: float) -> None:
+    """cProfile of a uvicorn server run here while a client process loads it: time per request
+    in fakeai_metrics (its functions, and the C calls they make) against the whole, and the
+    package's costliest functions. cProfile adds its own cost to every call, so the shares are
+    what to read, not the absolute times."""
+    import cProfile
+    import pstats
+    import threading
+
+    import uvicorn
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(side), host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    done: list[int] = []
+
+    def client() -> None:
+        while not server.started:
+            time.sleep(0.05)
+        out = subprocess.run([sys.executable, script, "--load", workload, str(port),
+                              str(seconds)], capture_output=True, text=True, check=True)
+        done.append(int(out.stdout.split()[0]))
+        server.should_exit = True
+
+    threading.Thread(target=client, daemon=True).start()
+    prof = cProfile.Profile()
+    prof.enable()
+    server.run()
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    n = done[0]
+    total = sum(v[2] for v in stats.values())
+    ours = {k: v for k, v in stats.items() if "fakeai_metrics" in k[0]}
+    own = sum(v[2] for v in ours.values())
+    c_calls = sum(cv[2] for k, v in stats.items() if k[0] == "~"
+                  for caller, cv in v[4].items() if "fakeai_metrics" in caller[0])
+    print(f"{side} {workload}: {n} requests in {seconds:g} s under cProfile; per request "
+          f"{total / n * 1e6:.0f} us profiled, of which fakeai_metrics {own / n * 1e6:.0f} us "
+          f"+ {c_calls / n * 1e6:.0f} us in the C calls it makes "
+          f"({(own + c_calls) / total * 100:.0f} %)")
+    for k, v in sorted(ours.items(), key=lambda kv: -kv[1][2])[:12]:
+        print(f"  {os.path.basename(k[0])}:{k[2]:<28} {v[1] / n:6.1f} calls/request "
+              f"{v[2] / v[1] * 1e6:7.2f} us/call {v[2] / n * 1e6:7.1f} us/request")
+
+
+def load(workload: str, port: int, seconds: float) -> None:
+    """Load a server for ``seconds`` and print the requests completed (``--load``)."""
+    n, _, _ = asyncio.run(_load(port, _request(workload == "stream"), seconds))
+    print(n)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
