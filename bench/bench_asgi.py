@@ -19,7 +19,8 @@ bare app, streamed and plain (targets: >= 0.9x the bare app, and above the instr
 
     python bench/bench_asgi.py                 # in process (about 20 s)
     python bench/bench_asgi.py --http          # over HTTP too (pip install -e '.[bench]')
-    python bench/bench_asgi.py --http-only --before /tmp/before   # and an earlier version
+    python bench/bench_asgi.py --before /tmp/before   # and an earlier version, alternated
+        (git archive REV fakeai_metrics | tar -x -C /tmp/before)
     python bench/bench_asgi.py --check         # exit 1 when a target is missed
     python bench/bench_asgi.py --profile stream   # cProfile of the wrapped stream side
     python bench/bench_asgi.py --cold 20000    # in process, other code between requests
@@ -193,19 +194,43 @@ def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
     return total
 
 
+#: The package's earlier version for the "before" side (``--before``): (Telemetry, middleware).
+_BEFORE: list[Any] = []
+
+
+def load_before(path: str) -> None:
+    """Import the package exported to ``path`` a second time, as ``fakeai_metrics_before``
+    (a copy under that name in a temporary folder; the package imports itself only
+    relatively), so the in-process rounds can alternate it with this one."""
+    import importlib
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="fakeai-before-")
+    shutil.copytree(os.path.join(path, "fakeai_metrics"),
+                    os.path.join(folder, "fakeai_metrics_before"))
+    sys.path.insert(0, folder)
+    _BEFORE[:] = [importlib.import_module("fakeai_metrics_before").Telemetry,
+                  importlib.import_module("fakeai_metrics_before.asgi.middleware")
+                  .FakeAIMetricsMiddleware]
+
+
 def build(side: str, shape: str) -> Callable[..., Any]:
     app = raw_app(shape)
     if side == "bare":
         return app
+    if side == "before":
+        return _BEFORE[1](app, _BEFORE[0](registry=CollectorRegistry()))  # type: ignore[no-any-return]
     return FakeAIMetricsMiddleware(app, Telemetry(registry=CollectorRegistry()))
 
 
 def inprocess(shape: str, n: int, rounds: int) -> dict[str, float]:
-    """us per request of each side: best and median of ``rounds``, sides alternated."""
+    """us per request of each side: best and median of ``rounds``, sides alternated (with
+    ``--before``, the earlier version is a third side in the same rounds)."""
     body = request_body(shape != "plain")
-    times: dict[str, list[float]] = {"bare": [], "ours": []}
+    sides = ("bare", "ours", "before") if _BEFORE else ("bare", "ours")
+    times: dict[str, list[float]] = {side: [] for side in sides}
     for r in range(rounds):
-        for side in (("bare", "ours") if r % 2 == 0 else ("ours", "bare")):
+        for side in (sides if r % 2 == 0 else sides[::-1]):
             app = build(side, shape)
             drive(app, 50, body)  # warm: first-series creation is not the steady state
             gc.collect()
@@ -215,8 +240,11 @@ def inprocess(shape: str, n: int, rounds: int) -> dict[str, float]:
         out[side + "_best"] = min(ts)
         out[side + "_median"] = statistics.median(ts)
     # added per request: best of each side, and the median of the per-round differences
-    out["added_best"] = out["ours_best"] - out["bare_best"]
-    out["added_median"] = statistics.median(o - b for o, b in zip(times["ours"], times["bare"]))
+    for side in sides[1:]:
+        prefix = "" if side == "ours" else side + "_"
+        out[prefix + "added_best"] = out[side + "_best"] - out["bare_best"]
+        out[prefix + "added_median"] = statistics.median(
+            o - b for o, b in zip(times[side], times["bare"]))
     return out
 
 
@@ -240,8 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-only", action="store_true")
     ap.add_argument("--http-seconds", type=float, default=2.0, help="seconds per side per round")
     ap.add_argument("--http-rounds", type=int, default=5)
-    ap.add_argument("--before", metavar="PATH", help="over HTTP, also serve the middleware of "
-                    "an earlier version of the package exported to PATH (a side named before)")
+    ap.add_argument("--before", metavar="PATH", help="also measure the middleware of an "
+                    "earlier version of the package exported to PATH (a side named before, in "
+                    "the same alternated rounds, in process and over HTTP)")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--profile", choices=["stream", "fakeai", "plain"])
     ap.add_argument("--cold", type=int, default=0, metavar="N", help="in process, walk N "
@@ -271,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                                   args.http_seconds * 2)
         return 0
     _OTHER[:] = [{f"k{i}": [i, str(i), float(i)]} for i in range(args.cold)]
+    if args.before:
+        load_before(args.before)
     report = Report()
     print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f} at start")
@@ -290,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:<34} {r['bare_best']:8.2f} {r['ours_best']:8.2f} "
                   f"{r['added_best']:8.2f} {r['added_median']:8.2f} "
                   f"{per if shape != 'plain' else math.nan:9.2f}", flush=True)
+            if _BEFORE:
+                was = r["before_added_median"] / (TOKENS if shape != "plain" else 1)
+                print(f"{'  before (' + args.before + ')':<34} {r['bare_best']:8.2f} "
+                      f"{r['before_best']:8.2f} {r['before_added_best']:8.2f} "
+                      f"{r['before_added_median']:8.2f} "
+                      f"{was if shape != 'plain' else math.nan:9.2f}", flush=True)
             if shape == "plain":
                 report.check("plain request: us added (median)", r["added_median"],
                              TARGET_PLAIN_US, ".2f", " us")
