@@ -24,6 +24,7 @@ bare app, streamed and plain (targets: >= 0.9x the bare app, and above the instr
     python bench/bench_asgi.py --check         # exit 1 when a target is missed
     python bench/bench_asgi.py --profile stream   # cProfile of the wrapped stream side
     python bench/bench_asgi.py --cold 20000    # in process, other code between requests
+    python bench/bench_asgi.py --http-only --decompose   # wrap-only and no-hub sides too
     python bench/bench_asgi.py --profile-server ours stream   # cProfile of a loaded server
 
 Run by hand; nothing here is a test. On a shared machine absolute figures move a lot between runs;
@@ -273,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
                     "the same alternated rounds, in process and over HTTP)")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--profile", choices=["stream", "fakeai", "plain"])
+    ap.add_argument("--decompose", action="store_true", help="over HTTP, also a wrap-only "
+                    "middleware and ours with a hub that does nothing")
     ap.add_argument("--cold", type=int, default=0, metavar="N", help="in process, walk N "
                     "objects of other data between requests (caches as cold as in a server)")
     ap.add_argument("--profile-server", nargs=2, metavar=("SIDE", "WORKLOAD"),
@@ -336,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.http or args.http_only:
         import bench_http
         bench_http.run(report, os.path.abspath(__file__), args.http_seconds, args.http_rounds,
-                       TARGET_HTTP_RATIO, args.before)
+                       TARGET_HTTP_RATIO, args.before, args.decompose)
     print()
     missed = report.print()
     return 1 if args.check and missed else 0

@@ -11,7 +11,9 @@ time per request (from ``/proc/<pid>/stat``, read around each load phase) moves 
 is reported beside req/s, split into user and system time: its ratio to the bare app's is what
 the middleware costs the server.
 
-``--before PATH`` adds a fourth side, "before": the middleware as an earlier version of the
+``--decompose`` adds two sides that split what ours costs: "wrap", a middleware that only
+wraps ``receive`` and ``send`` in coroutines, and "no-hub", this middleware on a hub whose calls
+do nothing (its own work; ours minus no-hub is the hub's). ``--before PATH`` adds a side, "before": the middleware as an earlier version of the
 package exported to PATH (``git archive REV fakeai_metrics | tar -x -C PATH``) serves the same
 app, interleaved with the others, so a change is measured against its baseline in one run.
 
@@ -35,6 +37,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 
 SIDES = ("bare", "ours", "instrumentator")
+#: ``--decompose``: a middleware that only wraps receive and send, and ours with a hub whose
+#: calls do nothing (what the middleware itself costs; ours minus it is the hub's part)
+DECOMPOSE = ("wrap", "no-hub")
 WORKLOADS = ("stream", "plain")
 CONNECTIONS = 8
 
@@ -59,14 +64,42 @@ def build_app(side: str) -> Any:
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
-    if side == "ours":
+    if side in ("ours", "no-hub"):
         from fakeai_metrics import Telemetry
         from fakeai_metrics.asgi.middleware import FakeAIMetricsMiddleware
-        app.add_middleware(FakeAIMetricsMiddleware, telemetry=Telemetry())
+        telemetry = Telemetry()
+        if side == "no-hub":  # the middleware's own work: every hub call does nothing
+            for name in ("record_request", "record_failure", "start_stream", "finish_stream",
+                         "fail_stream"):
+                setattr(telemetry, name, _nothing)
+            setattr(telemetry.streaming, "record_token", _nothing)
+        app.add_middleware(FakeAIMetricsMiddleware, telemetry=telemetry)
+    elif side == "wrap":
+        app.add_middleware(_WrapOnly)
     elif side == "instrumentator":
         from prometheus_fastapi_instrumentator import Instrumentator
         Instrumentator().instrument(app)
     return app
+
+
+def _nothing(*args: Any, **kwargs: Any) -> float:
+    return 0.0
+
+
+class _WrapOnly:
+    """A middleware whose receive and send wrappers only await: what wrapping costs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def wrapped_receive() -> Any:
+            return await receive()
+
+        async def wrapped_send(message: Any) -> None:
+            await send(message)
+
+        await self.app(scope, wrapped_receive, wrapped_send)
 
 
 def serve(side: str, port: int) -> None:
@@ -184,8 +217,8 @@ def _cpu_s(pid: int) -> tuple[float, float]:
 
 
 def run(report: Any, script: str, seconds: float, rounds: int, target: float,
-        before: str | None = None) -> None:
-    sides = SIDES + ("before",) if before else SIDES
+        before: str | None = None, decompose: bool = False) -> None:
+    sides = SIDES + (("before",) if before else ()) + (DECOMPOSE if decompose else ())
     ports = {side: _free_port() for side in sides}
 
     def server(side: str, port: int) -> subprocess.Popen[bytes]:
