@@ -220,7 +220,8 @@ def build(side: str, shape: str) -> Callable[..., Any]:
     if side == "bare":
         return app
     if side == "before":
-        return _BEFORE[1](app, _BEFORE[0](registry=CollectorRegistry()))  # type: ignore[no-any-return]
+        before: Callable[..., Any] = _BEFORE[1](app, _BEFORE[0](registry=CollectorRegistry()))
+        return before
     return FakeAIMetricsMiddleware(app, Telemetry(registry=CollectorRegistry()))
 
 

@@ -13,9 +13,10 @@ the middleware costs the server.
 
 ``--decompose`` adds two sides that split what ours costs: "wrap", a middleware that only
 wraps ``receive`` and ``send`` in coroutines, and "no-hub", this middleware on a hub whose calls
-do nothing (its own work; ours minus no-hub is the hub's). ``--before PATH`` adds a side, "before": the middleware as an earlier version of the
-package exported to PATH (``git archive REV fakeai_metrics | tar -x -C PATH``) serves the same
-app, interleaved with the others, so a change is measured against its baseline in one run.
+do nothing (its own work; ours minus no-hub is the hub's). ``--before PATH`` adds a side,
+"before": the middleware as an earlier version of the package exported to PATH
+(``git archive REV fakeai_metrics | tar -x -C PATH``) serves the same app, interleaved with the
+others, so a change is measured against its baseline in one run.
 
 The client speaks HTTP/1.1 over raw asyncio streams (about 30 lines): a general client such as
 httpx costs more CPU per request than the server measured, and on two cores it would cap the

@@ -8,7 +8,10 @@ token rate is tokens per second. A completed stream counts as a response whose l
 stream's duration; a failed stream counts as an error.
 
 Stream TTFT and tokens/s here are in-process conveniences in seconds; the exported TTFT histogram
-belongs to ``StreamingMetricsTracker``.
+belongs to ``StreamingMetricsTracker``. A stream opened through ``Telemetry`` is held only by that
+tracker (one open-stream table): this view counts it active under its endpoint and records its
+end from that tracker's numbers; ``start_stream`` here, and ``max_active_streams``, are for this
+tracker used on its own.
 """
 
 from __future__ import annotations

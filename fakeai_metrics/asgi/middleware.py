@@ -202,15 +202,20 @@ class _Exchange:
                 if message["type"] == "http.response.body":
                     # the per-chunk path: a message that repeats the last content chunk's shape
                     # is one whole token event, known from its bytes (no split, no decoding)
-                    body = message.get("body", b"")
+                    body = message.get("body") or b""
                     size = len(body)
-                    if (body.__class__ is bytes and size <= self._scanner.whole_max  # type: ignore[union-attr]
-                            and self._stream.repeats(body)):  # type: ignore[union-attr]
+                    scanner, stream = self._scanner, self._stream
+                    if (body.__class__ is bytes
+                            and size <= scanner.whole_max  # type: ignore[union-attr]
+                            and stream.repeats(body)):  # type: ignore[union-attr]
                         self._token(self.stream_id, "", size)  # type: ignore[misc, arg-type]
                         if not message.get("more_body", False):
                             self._finish_stream()
-                    elif (message := self._on_stream_body(message)) is None:  # type: ignore[assignment]
-                        return  # it held only the usage chunk asked for here
+                    else:
+                        cut = self._on_stream_body(message)
+                        if cut is None:
+                            return  # it held only the usage chunk asked for here
+                        message = cut
                 else:
                     self._on_send(message)
             except Exception as exc:  # noqa: BLE001 - metrics must never break the response
