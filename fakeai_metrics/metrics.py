@@ -43,32 +43,43 @@ MAX_TIMERS = 1000
 _PLAIN_GRID = fine_grid(())[0]
 
 
-class _Slot:
-    """One second of one endpoint and kind: events, and the values those events carried."""
+#: Index of each kind in a second's ``events``, and its bit in ``_Window.seen``.
+_REQUESTS, _RESPONSES, _TOKENS, _ERRORS = range(len(KINDS))
+#: The kinds a finished request counts (``_record_request``), as bits.
+_REQUEST_KINDS = 1 << _REQUESTS | 1 << _RESPONSES | 1 << _TOKENS
 
-    __slots__ = ("events", "values")
+
+class _Second:
+    """One second of one endpoint: the events of each kind (``KINDS`` order), and the values
+    responses (latency, seconds) and token calls (tokens per call) carried."""
+
+    __slots__ = ("events", "latency", "tokens")
 
     def __init__(self) -> None:
-        self.events = 0
-        self.values = Distribution()
+        self.events = [0, 0, 0, 0]
+        self.latency = Distribution()
+        self.tokens = Distribution()
 
 
 class _Window:
-    """One endpoint's events of one kind over the sliding window."""
+    """One endpoint's events over the sliding window, every kind in one ring of seconds (one
+    slot lookup per recording call, however many kinds it counts)."""
 
-    __slots__ = ("ring", "per_sum")
+    __slots__ = ("ring", "seen")
 
-    def __init__(self, window_seconds: float, per_sum: bool) -> None:
-        self.ring: Ring[_Slot] = Ring(window_seconds, 1.0, _Slot)
-        self.per_sum = per_sum
+    def __init__(self, window_seconds: float) -> None:
+        self.ring: Ring[_Second] = Ring(window_seconds, 1.0, _Second)
+        self.seen = 0  # a bit per kind this endpoint has had an event of
 
-    def stats(self, now: float, grid: tuple[float, ...]) -> dict[str, float]:
+    def stats(self, now: float, kind: int, grid: tuple[float, ...]) -> dict[str, float]:
+        """Rate and avg/min/max/p50/p90/p99 of one kind over the window."""
         slots, covered = self.ring.recent(now)
         values = Distribution()
-        for slot in slots:
-            values.merge(slot.values)
-        events = sum(slot.events for slot in slots)
-        out = {"rate": (values.sum if self.per_sum else events) / covered}
+        if kind == _RESPONSES or kind == _TOKENS:
+            for slot in slots:
+                values.merge(slot.latency if kind == _RESPONSES else slot.tokens)
+        events = sum(slot.events[kind] for slot in slots)
+        out = {"rate": (values.sum if kind == _TOKENS else events) / covered}
         if values.count:
             out.update(avg=values.mean, min=values.min, max=values.max)
             out.update({name: values.quantile(q, grid) for name, q in _STAT_QUANTILES})
@@ -87,7 +98,9 @@ class MetricsTracker(Tracker):
         super().__init__(**kwargs)
         self.window_seconds = window_seconds
         self.max_active_streams = max_active_streams
-        self._windows: dict[str, dict[str, _Window]] = {kind: {} for kind in KINDS}
+        self._windows: dict[str, _Window] = {}
+        #: per kind, the endpoints that have had an event of it, in the order of their first
+        self._listed: list[dict[str, None]] = [{} for _ in KINDS]
         self._requests = self._instrument(c.ENDPOINT_REQUESTS)
         self._latency: Histogram = self._instrument(c.ENDPOINT_LATENCY)
         self._tokens = self._instrument(c.ENDPOINT_TOKENS)
@@ -104,15 +117,21 @@ class MetricsTracker(Tracker):
         self._timers: dict[str, OrderedDict[int, float]] = {}
         self._first_request: float | None = None
 
-    def _slot(self, kind: str, endpoint: str, now: float) -> _Slot:
-        """The running slot of the endpoint's window of this kind (the window made on first use)."""
-        w = self._windows[kind].get(endpoint)
+    def _second(self, endpoint: str, now: float, kinds: int) -> _Second:
+        """The running second of the endpoint's window (made on first use), about to count
+        events of ``kinds`` (bits); call under the lock."""
+        w = self._windows.get(endpoint)
         if w is None:
-            w = self._windows[kind][endpoint] = _Window(self.window_seconds, kind == "tokens")
+            w = self._windows[endpoint] = _Window(self.window_seconds)
+        if w.seen & kinds != kinds:  # a first event of some kind: listed from now on
+            for kind, listed in enumerate(self._listed):
+                if kinds >> kind & 1 and not w.seen >> kind & 1:
+                    listed[endpoint] = None
+            w.seen |= kinds
         return w.ring.slot(now)
 
-    def _grid(self, kind: str) -> tuple[float, ...]:
-        return self._latency.grid if kind == "responses" else _PLAIN_GRID
+    def _grid(self, kind: int) -> tuple[float, ...]:
+        return self._latency.grid if kind == _RESPONSES else _PLAIN_GRID
 
     # --- requests ----------------------------------------------------------------------------
     # Each call checks the common case cheaply and leaves anything else to the full checks of
@@ -138,10 +157,12 @@ class MetricsTracker(Tracker):
             lock.release()
 
     def _response(self, endpoint: str, now: float, latency: float | None) -> None:
-        slot = self._slot("responses", endpoint, now)
-        slot.events += 1
+        self._response_in(self._second(endpoint, now, 1 << _RESPONSES), endpoint, latency)
+
+    def _response_in(self, second: _Second, endpoint: str, latency: float | None) -> None:
+        second.events[_RESPONSES] += 1
         if latency is not None:
-            slot.values.add(bisect_left(self._latency.grid, latency), latency)
+            second.latency.add(bisect_left(self._latency.grid, latency), latency)
             self._latency.observe((endpoint,), latency)
 
     def track_tokens(self, endpoint: str, count: int) -> None:
@@ -163,10 +184,12 @@ class MetricsTracker(Tracker):
 
     def _tokens_event(self, endpoint: str, now: float, count: int) -> None:
         """A call that carried ``count`` tokens; call under the lock."""
+        self._tokens_in(self._second(endpoint, now, 1 << _TOKENS), endpoint, count)
+
+    def _tokens_in(self, second: _Second, endpoint: str, count: int) -> None:
         value = float(count)
-        slot = self._slot("tokens", endpoint, now)
-        slot.events += 1
-        slot.values.add(bisect_left(_PLAIN_GRID, value), value)
+        second.events[_TOKENS] += 1
+        second.tokens.add(bisect_left(_PLAIN_GRID, value), value)
         self._tokens.inc((endpoint,), count)
 
     def _record_request(self, endpoint: str, latency: float, tokens: int) -> None:
@@ -177,9 +200,10 @@ class MetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            self._event("requests", self._requests, endpoint, now)
-            self._response(endpoint, now, latency)
-            self._tokens_event(endpoint, now, tokens)
+            second = self._second(endpoint, now, _REQUEST_KINDS)
+            self._event_in(second, _REQUESTS, self._requests, endpoint, now)
+            self._response_in(second, endpoint, latency)
+            self._tokens_in(second, endpoint, tokens)
         finally:
             lock.release()
 
@@ -203,9 +227,15 @@ class MetricsTracker(Tracker):
             lock.release()
 
     def _event(self, kind: str, counter: Counter, endpoint: str, now: float) -> None:
-        self._slot(kind, endpoint, now).events += 1
+        """An event without a value (a request, an error); call under the lock."""
+        index = _ERRORS if kind == "errors" else _REQUESTS
+        self._event_in(self._second(endpoint, now, 1 << index), index, counter, endpoint, now)
+
+    def _event_in(self, second: _Second, kind: int, counter: Counter, endpoint: str,
+                  now: float) -> None:
+        second.events[kind] += 1
         counter.inc((endpoint,))
-        if self._first_request is None and kind == "requests":
+        if self._first_request is None and kind == _REQUESTS:
             self._first_request = now
 
     # --- request timers (FakeAI's start/end pair) -----------------------------------------------
@@ -390,9 +420,10 @@ class MetricsTracker(Tracker):
         now = self._clock()
         with self._lock:
             out: dict[str, Any] = {}
-            for kind in KINDS:
-                out[kind] = {ep: w.stats(now, self._grid(kind))
-                             for ep, w in self._windows[kind].items()}
+            for index, kind in enumerate(KINDS):
+                grid = self._grid(index)
+                out[kind] = {ep: self._windows[ep].stats(now, index, grid)
+                             for ep in self._listed[index]}
         out["streaming_stats"] = self.get_streaming_stats()
         return out
 
