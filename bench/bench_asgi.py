@@ -203,10 +203,12 @@ def load_before(path: str) -> None:
     """Import the package exported to ``path`` a second time, as ``fakeai_metrics_before``
     (a copy under that name in a temporary folder; the package imports itself only
     relatively), so the in-process rounds can alternate it with this one."""
+    import atexit
     import importlib
     import shutil
     import tempfile
     folder = tempfile.mkdtemp(prefix="fakeai-before-")
+    atexit.register(shutil.rmtree, folder, True)
     shutil.copytree(os.path.join(path, "fakeai_metrics"),
                     os.path.join(folder, "fakeai_metrics_before"))
     sys.path.insert(0, folder)
