@@ -19,8 +19,13 @@ bare app, streamed and plain (targets: >= 0.9x the bare app, and above the instr
 
     python bench/bench_asgi.py                 # in process (about 20 s)
     python bench/bench_asgi.py --http          # over HTTP too (pip install -e '.[bench]')
+    python bench/bench_asgi.py --before /tmp/before   # and an earlier version, alternated
+        (git archive REV fakeai_metrics | tar -x -C /tmp/before)
     python bench/bench_asgi.py --check         # exit 1 when a target is missed
-    python bench/bench_asgi.py --profile       # cProfile of the wrapped stream side
+    python bench/bench_asgi.py --profile stream   # cProfile of the wrapped stream side
+    python bench/bench_asgi.py --cold 20000    # in process, other code between requests
+    python bench/bench_asgi.py --http-only --decompose   # wrap-only and no-hub sides too
+    python bench/bench_asgi.py --profile-server ours stream   # cProfile of a loaded server
 
 Run by hand; nothing here is a test. On a shared machine absolute figures move a lot between runs;
 each ratio divides by a baseline measured in the same run, alternated with it.
@@ -146,8 +151,23 @@ def raw_app(shape: str) -> Callable[..., Any]:
     return app
 
 
+#: Other code's data, walked between requests by ``--cold`` (filled by ``main``).
+_OTHER: list[dict[str, list[Any]]] = []
+
+
+def _other_code() -> int:
+    """What a server does between two requests, roughly: Python code walking a few MB of
+    objects, which pushes the middleware's code and data out of the CPU caches."""
+    n = 0
+    for d in _OTHER:
+        for v in d.values():
+            n += len(v)
+    return n
+
+
 def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
-    """Seconds for ``n`` requests through ``app`` with no event loop."""
+    """Seconds for ``n`` requests through ``app`` with no event loop (with ``--cold``, other
+    code runs between requests, untimed)."""
     scope = {"type": "http", "method": "POST", "path": CHAT, "root_path": "",
              "headers": [(b"content-type", b"application/json"), (b"authorization", KEY),
                          (b"content-length", str(len(body)).encode())]}
@@ -159,8 +179,11 @@ def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
     async def send(message: Any) -> None:
         pass
 
-    t0 = time.perf_counter()
+    total = 0.0
     for _ in range(n):
+        if _OTHER:
+            _other_code()
+        t0 = time.perf_counter()
         coro = app(scope, receive, send)
         try:
             coro.send(None)
@@ -168,22 +191,50 @@ def drive(app: Callable[..., Any], n: int, body: bytes) -> float:
             pass
         else:
             raise RuntimeError("the app suspended; this driver needs one that does not")
-    return time.perf_counter() - t0
+        total += time.perf_counter() - t0
+    return total
+
+
+#: The package's earlier version for the "before" side (``--before``): (Telemetry, middleware).
+_BEFORE: list[Any] = []
+
+
+def load_before(path: str) -> None:
+    """Import the package exported to ``path`` a second time, as ``fakeai_metrics_before``
+    (a copy under that name in a temporary folder; the package imports itself only
+    relatively), so the in-process rounds can alternate it with this one."""
+    import atexit
+    import importlib
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="fakeai-before-")
+    atexit.register(shutil.rmtree, folder, True)
+    shutil.copytree(os.path.join(path, "fakeai_metrics"),
+                    os.path.join(folder, "fakeai_metrics_before"))
+    sys.path.insert(0, folder)
+    _BEFORE[:] = [importlib.import_module("fakeai_metrics_before").Telemetry,
+                  importlib.import_module("fakeai_metrics_before.asgi.middleware")
+                  .FakeAIMetricsMiddleware]
 
 
 def build(side: str, shape: str) -> Callable[..., Any]:
     app = raw_app(shape)
     if side == "bare":
         return app
+    if side == "before":
+        before: Callable[..., Any] = _BEFORE[1](app, _BEFORE[0](registry=CollectorRegistry()))
+        return before
     return FakeAIMetricsMiddleware(app, Telemetry(registry=CollectorRegistry()))
 
 
 def inprocess(shape: str, n: int, rounds: int) -> dict[str, float]:
-    """us per request of each side: best and median of ``rounds``, sides alternated."""
+    """us per request of each side: best and median of ``rounds``, sides alternated (with
+    ``--before``, the earlier version is a third side in the same rounds)."""
     body = request_body(shape != "plain")
-    times: dict[str, list[float]] = {"bare": [], "ours": []}
+    sides = ("bare", "ours", "before") if _BEFORE else ("bare", "ours")
+    times: dict[str, list[float]] = {side: [] for side in sides}
     for r in range(rounds):
-        for side in (("bare", "ours") if r % 2 == 0 else ("ours", "bare")):
+        for side in (sides if r % 2 == 0 else sides[::-1]):
             app = build(side, shape)
             drive(app, 50, body)  # warm: first-series creation is not the steady state
             gc.collect()
@@ -193,8 +244,11 @@ def inprocess(shape: str, n: int, rounds: int) -> dict[str, float]:
         out[side + "_best"] = min(ts)
         out[side + "_median"] = statistics.median(ts)
     # added per request: best of each side, and the median of the per-round differences
-    out["added_best"] = out["ours_best"] - out["bare_best"]
-    out["added_median"] = statistics.median(o - b for o, b in zip(times["ours"], times["bare"]))
+    for side in sides[1:]:
+        prefix = "" if side == "ours" else side + "_"
+        out[prefix + "added_best"] = out[side + "_best"] - out["bare_best"]
+        out[prefix + "added_median"] = statistics.median(
+            o - b for o, b in zip(times[side], times["bare"]))
     return out
 
 
@@ -218,22 +272,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-only", action="store_true")
     ap.add_argument("--http-seconds", type=float, default=2.0, help="seconds per side per round")
     ap.add_argument("--http-rounds", type=int, default=5)
+    ap.add_argument("--before", metavar="PATH", help="also measure the middleware of an "
+                    "earlier version of the package exported to PATH (a side named before, in "
+                    "the same alternated rounds, in process and over HTTP)")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--profile", choices=["stream", "fakeai", "plain"])
+    ap.add_argument("--decompose", action="store_true", help="over HTTP, also a wrap-only "
+                    "middleware and ours with a hub that does nothing")
+    ap.add_argument("--cold", type=int, default=0, metavar="N", help="in process, walk N "
+                    "objects of other data between requests (caches as cold as in a server)")
+    ap.add_argument("--profile-server", nargs=2, metavar=("SIDE", "WORKLOAD"),
+                    help="cProfile of a uvicorn server (bare, ours, instrumentator) under the "
+                    "HTTP load (stream or plain): time per request in fakeai_metrics")
     ap.add_argument("--serve", nargs=2, metavar=("SIDE", "PORT"), help=argparse.SUPPRESS)
+    ap.add_argument("--load", nargs=3, metavar=("WORKLOAD", "PORT", "SECONDS"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
         import bench_http
         bench_http.serve(args.serve[0], int(args.serve[1]))
         return 0
+    if args.load:
+        import bench_http
+        bench_http.load(args.load[0], int(args.load[1]), float(args.load[2]))
+        return 0
     if args.profile:
         profile(args.profile, args.requests, 20)
         return 0
+    if args.profile_server:
+        import bench_http
+        side, workload = args.profile_server
+        bench_http.profile_server(os.path.abspath(__file__), side, workload,
+                                  args.http_seconds * 2)
+        return 0
+    _OTHER[:] = [{f"k{i}": [i, str(i), float(i)]} for i in range(args.cold)]
+    if args.before:
+        load_before(args.before)
     report = Report()
     print(f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f} at start")
     if not args.http_only:
-        print(f"\nin process, us per request; best and median of {args.rounds} alternated rounds")
+        cold = f", {args.cold} objects walked between requests" if args.cold else ""
+        print(f"\nin process, us per request; best and median of {args.rounds} alternated "
+              f"rounds{cold}")
         print(f"{'workload':<34} {'bare':>8} {'wrapped':>8} {'added':>8} {'added':>8} "
               f"{'per token':>9}")
         print(f"{'':<34} {'best':>8} {'best':>8} {'best':>8} {'median':>8} {'median':>9}")
@@ -246,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:<34} {r['bare_best']:8.2f} {r['ours_best']:8.2f} "
                   f"{r['added_best']:8.2f} {r['added_median']:8.2f} "
                   f"{per if shape != 'plain' else math.nan:9.2f}", flush=True)
+            if _BEFORE:
+                was = r["before_added_median"] / (TOKENS if shape != "plain" else 1)
+                print(f"{'  before (' + args.before + ')':<34} {r['bare_best']:8.2f} "
+                      f"{r['before_best']:8.2f} {r['before_added_best']:8.2f} "
+                      f"{r['before_added_median']:8.2f} "
+                      f"{was if shape != 'plain' else math.nan:9.2f}", flush=True)
             if shape == "plain":
                 report.check("plain request: us added (median)", r["added_median"],
                              TARGET_PLAIN_US, ".2f", " us")
@@ -255,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.http or args.http_only:
         import bench_http
         bench_http.run(report, os.path.abspath(__file__), args.http_seconds, args.http_rounds,
-                       TARGET_HTTP_RATIO)
+                       TARGET_HTTP_RATIO, args.before, args.decompose)
     print()
     missed = report.print()
     return 1 if args.check and missed else 0

@@ -8,7 +8,10 @@ token rate is tokens per second. A completed stream counts as a response whose l
 stream's duration; a failed stream counts as an error.
 
 Stream TTFT and tokens/s here are in-process conveniences in seconds; the exported TTFT histogram
-belongs to ``StreamingMetricsTracker``.
+belongs to ``StreamingMetricsTracker``. A stream opened through ``Telemetry`` is held only by that
+tracker (one open-stream table): this view counts it active under its endpoint and records its
+end from that tracker's numbers; ``start_stream`` here, and ``max_active_streams``, are for this
+tracker used on its own.
 """
 
 from __future__ import annotations
@@ -40,32 +43,43 @@ MAX_TIMERS = 1000
 _PLAIN_GRID = fine_grid(())[0]
 
 
-class _Slot:
-    """One second of one endpoint and kind: events, and the values those events carried."""
+#: Index of each kind in a second's ``events``, and its bit in ``_Window.seen``.
+_REQUESTS, _RESPONSES, _TOKENS, _ERRORS = range(len(KINDS))
+#: The kinds a finished request counts (``_record_request``), as bits.
+_REQUEST_KINDS = 1 << _REQUESTS | 1 << _RESPONSES | 1 << _TOKENS
 
-    __slots__ = ("events", "values")
+
+class _Second:
+    """One second of one endpoint: the events of each kind (``KINDS`` order), and the values
+    responses (latency, seconds) and token calls (tokens per call) carried."""
+
+    __slots__ = ("events", "latency", "tokens")
 
     def __init__(self) -> None:
-        self.events = 0
-        self.values = Distribution()
+        self.events = [0, 0, 0, 0]
+        self.latency = Distribution()
+        self.tokens = Distribution()
 
 
 class _Window:
-    """One endpoint's events of one kind over the sliding window."""
+    """One endpoint's events over the sliding window, every kind in one ring of seconds (one
+    slot lookup per recording call, however many kinds it counts)."""
 
-    __slots__ = ("ring", "per_sum")
+    __slots__ = ("ring", "seen")
 
-    def __init__(self, window_seconds: float, per_sum: bool) -> None:
-        self.ring: Ring[_Slot] = Ring(window_seconds, 1.0, _Slot)
-        self.per_sum = per_sum
+    def __init__(self, window_seconds: float) -> None:
+        self.ring: Ring[_Second] = Ring(window_seconds, 1.0, _Second)
+        self.seen = 0  # a bit per kind this endpoint has had an event of
 
-    def stats(self, now: float, grid: tuple[float, ...]) -> dict[str, float]:
+    def stats(self, now: float, kind: int, grid: tuple[float, ...]) -> dict[str, float]:
+        """Rate and avg/min/max/p50/p90/p99 of one kind over the window."""
         slots, covered = self.ring.recent(now)
         values = Distribution()
-        for slot in slots:
-            values.merge(slot.values)
-        events = sum(slot.events for slot in slots)
-        out = {"rate": (values.sum if self.per_sum else events) / covered}
+        if kind == _RESPONSES or kind == _TOKENS:
+            for slot in slots:
+                values.merge(slot.latency if kind == _RESPONSES else slot.tokens)
+        events = sum(slot.events[kind] for slot in slots)
+        out = {"rate": (values.sum if kind == _TOKENS else events) / covered}
         if values.count:
             out.update(avg=values.mean, min=values.min, max=values.max)
             out.update({name: values.quantile(q, grid) for name, q in _STAT_QUANTILES})
@@ -84,15 +98,18 @@ class MetricsTracker(Tracker):
         super().__init__(**kwargs)
         self.window_seconds = window_seconds
         self.max_active_streams = max_active_streams
-        self._windows: dict[str, dict[str, _Window]] = {kind: {} for kind in KINDS}
+        self._windows: dict[str, _Window] = {}
+        #: per kind, the endpoints that have had an event of it, in the order of their first
+        self._listed: list[dict[str, None]] = [{} for _ in KINDS]
         self._requests = self._instrument(c.ENDPOINT_REQUESTS)
         self._latency: Histogram = self._instrument(c.ENDPOINT_LATENCY)
         self._tokens = self._instrument(c.ENDPOINT_TOKENS)
         self._errors = self._instrument(c.ENDPOINT_ERRORS)
         self._streams_total = self._instrument(c.ENDPOINT_STREAMS)
         self._streams_active = self._instrument(c.ENDPOINT_STREAMS_ACTIVE)
+        #: streams opened by ``start_stream``; those ``Telemetry`` opens live in its streaming
+        #: tracker, and this view only counts them (``_stream_opened``/``_stream_closed``)
         self._streams: dict[str, OpenStream] = {}
-        self._stream_counts = {c.COMPLETED: 0, c.FAILED: 0}
         self._ttft = Histogram(c.TTFT)  # in-process only
         self._tps = Histogram(c.TPS)  # in-process only
         self._timer_ids = itertools.count(1)
@@ -100,15 +117,21 @@ class MetricsTracker(Tracker):
         self._timers: dict[str, OrderedDict[int, float]] = {}
         self._first_request: float | None = None
 
-    def _slot(self, kind: str, endpoint: str, now: float) -> _Slot:
-        """The running slot of the endpoint's window of this kind (the window made on first use)."""
-        w = self._windows[kind].get(endpoint)
+    def _second(self, endpoint: str, now: float, kinds: int) -> _Second:
+        """The running second of the endpoint's window (made on first use), about to count
+        events of ``kinds`` (bits); call under the lock."""
+        w = self._windows.get(endpoint)
         if w is None:
-            w = self._windows[kind][endpoint] = _Window(self.window_seconds, kind == "tokens")
+            w = self._windows[endpoint] = _Window(self.window_seconds)
+        if w.seen & kinds != kinds:  # a first event of some kind: listed from now on
+            for kind, listed in enumerate(self._listed):
+                if kinds >> kind & 1 and not w.seen >> kind & 1:
+                    listed[endpoint] = None
+            w.seen |= kinds
         return w.ring.slot(now)
 
-    def _grid(self, kind: str) -> tuple[float, ...]:
-        return self._latency.grid if kind == "responses" else _PLAIN_GRID
+    def _grid(self, kind: int) -> tuple[float, ...]:
+        return self._latency.grid if kind == _RESPONSES else _PLAIN_GRID
 
     # --- requests ----------------------------------------------------------------------------
     # Each call checks the common case cheaply and leaves anything else to the full checks of
@@ -134,10 +157,12 @@ class MetricsTracker(Tracker):
             lock.release()
 
     def _response(self, endpoint: str, now: float, latency: float | None) -> None:
-        slot = self._slot("responses", endpoint, now)
-        slot.events += 1
+        self._response_in(self._second(endpoint, now, 1 << _RESPONSES), endpoint, latency)
+
+    def _response_in(self, second: _Second, endpoint: str, latency: float | None) -> None:
+        second.events[_RESPONSES] += 1
         if latency is not None:
-            slot.values.add(bisect_left(self._latency.grid, latency), latency)
+            second.latency.add(bisect_left(self._latency.grid, latency), latency)
             self._latency.observe((endpoint,), latency)
 
     def track_tokens(self, endpoint: str, count: int) -> None:
@@ -159,10 +184,12 @@ class MetricsTracker(Tracker):
 
     def _tokens_event(self, endpoint: str, now: float, count: int) -> None:
         """A call that carried ``count`` tokens; call under the lock."""
+        self._tokens_in(self._second(endpoint, now, 1 << _TOKENS), endpoint, count)
+
+    def _tokens_in(self, second: _Second, endpoint: str, count: int) -> None:
         value = float(count)
-        slot = self._slot("tokens", endpoint, now)
-        slot.events += 1
-        slot.values.add(bisect_left(_PLAIN_GRID, value), value)
+        second.events[_TOKENS] += 1
+        second.tokens.add(bisect_left(_PLAIN_GRID, value), value)
         self._tokens.inc((endpoint,), count)
 
     def _record_request(self, endpoint: str, latency: float, tokens: int) -> None:
@@ -173,9 +200,10 @@ class MetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            self._event("requests", self._requests, endpoint, now)
-            self._response(endpoint, now, latency)
-            self._tokens_event(endpoint, now, tokens)
+            second = self._second(endpoint, now, _REQUEST_KINDS)
+            self._event_in(second, _REQUESTS, self._requests, endpoint, now)
+            self._response_in(second, endpoint, latency)
+            self._tokens_in(second, endpoint, tokens)
         finally:
             lock.release()
 
@@ -199,9 +227,15 @@ class MetricsTracker(Tracker):
             lock.release()
 
     def _event(self, kind: str, counter: Counter, endpoint: str, now: float) -> None:
-        self._slot(kind, endpoint, now).events += 1
+        """An event without a value (a request, an error); call under the lock."""
+        index = _ERRORS if kind == "errors" else _REQUESTS
+        self._event_in(self._second(endpoint, now, 1 << index), index, counter, endpoint, now)
+
+    def _event_in(self, second: _Second, kind: int, counter: Counter, endpoint: str,
+                  now: float) -> None:
+        second.events[kind] += 1
         counter.inc((endpoint,))
-        if self._first_request is None and kind == "requests":
+        if self._first_request is None and kind == _REQUESTS:
             self._first_request = now
 
     # --- request timers (FakeAI's start/end pair) -----------------------------------------------
@@ -255,10 +289,7 @@ class MetricsTracker(Tracker):
         v.label("stream_id", stream_id)
         v.label("endpoint", endpoint)
         v.optional(v.non_negative, "started_at", started_at)
-        return self._start_stream(stream_id, self.limits.endpoint(endpoint), started_at)
-
-    def _start_stream(self, stream_id: str, endpoint: str, started_at: float | None) -> bool:
-        """``start_stream`` with checked values and the endpoint label resolved."""
+        endpoint = self.limits.endpoint(endpoint)
         now = self._clock()
         if started_at is not None:
             now = min(now, started_at)
@@ -269,6 +300,16 @@ class MetricsTracker(Tracker):
             self._streams[stream_id] = OpenStream((endpoint,), now)
             self._streams_active.inc((endpoint,))
         return True
+
+    def _stream_opened(self, endpoint: str) -> None:
+        """A stream ``Telemetry`` opened: the streaming tracker holds its state (one open-stream
+        table), this view only counts it active under its resolved endpoint label."""
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._streams_active.inc((endpoint,))
+        finally:
+            lock.release()
 
     def track_stream_first_token(self, stream_id: str) -> None:
         self.track_stream_token(stream_id)
@@ -295,8 +336,8 @@ class MetricsTracker(Tracker):
     def complete_stream(self, stream_id: str, endpoint: str | None = None, *,
                         tokens: int | None = None, ttft_s: float | None = None) -> None:
         """Finish a stream. ``tokens`` and ``ttft_s`` tell what a caller counted itself instead
-        of calling ``track_stream_token`` per token (``Telemetry`` does: one lock per token).
-        ``endpoint`` is FakeAI's argument: checked, and the endpoint given at start is used."""
+        of calling ``track_stream_token`` per token. ``endpoint`` is FakeAI's argument: checked,
+        and the endpoint given at start is used."""
         v.optional(v.label, "endpoint", endpoint)
         v.optional(v.tokens, "tokens", tokens)
         v.optional(v.seconds, "ttft_s", ttft_s)
@@ -310,6 +351,7 @@ class MetricsTracker(Tracker):
 
     def _finish(self, stream_id: str, outcome: str, tokens: int | None = None,
                 ttft_s: float | None = None) -> None:
+        """A stream this view opened (``start_stream``) ends."""
         now = self._clock()
         with self._lock:
             try:
@@ -318,35 +360,58 @@ class MetricsTracker(Tracker):
                 return
             if s is None:
                 return
-            if tokens is not None:
-                s.tokens = tokens
-            if ttft_s is not None:
-                s.first = s.start + ttft_s
-            endpoint = s.key[0]
-            self._streams_active.inc(s.key, -1)
-            self._streams_total.inc((endpoint, outcome))
-            self._stream_counts[outcome] += 1
-            if outcome == c.FAILED:
-                self._event("errors", self._errors, endpoint, now)
-                return
-            self._response(endpoint, now, now - s.start)
-            if s.first is not None:
-                self._ttft.observe((), s.first - s.start)
-            tps = s.tokens_per_second(now)
-            if tps is not None:
-                self._tps.observe((), tps)
+            if ttft_s is None and s.first is not None:
+                ttft_s = s.first - s.start
+            self._closed(s.key[0], outcome, now, now - s.start,
+                         s.tokens if tokens is None else tokens, ttft_s)
+
+    def _stream_closed(self, endpoint: str, outcome: str, duration_s: float | None,
+                       tokens: int = 0, ttft_s: float | None = None) -> None:
+        """A stream ``Telemetry`` opened (``_stream_opened``) ends, as the streaming tracker
+        measured it; ``duration_s`` None (that tracker no longer held it): no latency."""
+        now = self._clock()
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._closed(endpoint, outcome, now, duration_s, tokens, ttft_s)
+        finally:
+            lock.release()
+
+    def _closed(self, endpoint: str, outcome: str, now: float, duration_s: float | None,
+                tokens: int, ttft_s: float | None) -> None:
+        """Record a finished stream: no longer active, a response (completed) or an error
+        (failed); call under the lock."""
+        key = (endpoint,)
+        self._streams_active.inc(key, -1)
+        self._streams_total.inc((endpoint, outcome))
+        if outcome == c.FAILED:
+            self._event("errors", self._errors, endpoint, now)
+            return
+        self._response(endpoint, now, duration_s)
+        if ttft_s is not None:
+            self._ttft.observe((), ttft_s)
+        if tokens and duration_s is not None and duration_s > 0:
+            self._tps.observe((), tokens / duration_s)
 
     def get_active_streams(self) -> int:
-        return len(self._streams)
+        """Streams open in this view: its own and those ``Telemetry`` opened (the gauge)."""
+        with self._lock:
+            return self._active_count()
+
+    def _active_count(self) -> int:
+        return int(sum(self._streams_active.values.values()))
+
+    def _finished_count(self, outcome: str) -> int:
+        return int(sum(n for (_, o), n in self._streams_total.values.items() if o == outcome))
 
     # --- reading -----------------------------------------------------------------------------
 
     def get_streaming_stats(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "active_streams": len(self._streams),
-                "completed_streams": self._stream_counts[c.COMPLETED],
-                "failed_streams": self._stream_counts[c.FAILED],
+                "active_streams": self._active_count(),
+                "completed_streams": self._finished_count(c.COMPLETED),
+                "failed_streams": self._finished_count(c.FAILED),
                 "ttft": _summary(self._ttft),
                 "tokens_per_second": _summary(self._tps),
             }
@@ -355,9 +420,10 @@ class MetricsTracker(Tracker):
         now = self._clock()
         with self._lock:
             out: dict[str, Any] = {}
-            for kind in KINDS:
-                out[kind] = {ep: w.stats(now, self._grid(kind))
-                             for ep, w in self._windows[kind].items()}
+            for index, kind in enumerate(KINDS):
+                grid = self._grid(index)
+                out[kind] = {ep: self._windows[ep].stats(now, index, grid)
+                             for ep in self._listed[index]}
         out["streaming_stats"] = self.get_streaming_stats()
         return out
 
@@ -388,7 +454,7 @@ class MetricsTracker(Tracker):
         status = "unhealthy" if pct > 10 else "degraded" if pct > 5 else "healthy"
         averages = [st["avg"] for st in metrics["responses"].values() if st["avg"] > 0]
         with self._lock:
-            first, active = self._first_request, len(self._streams)
+            first, active = self._first_request, self._active_count()
         return {
             "status": status,
             "timestamp": time.time(),

@@ -261,7 +261,7 @@ class Telemetry:
             metrics = self.metrics
             label = limits.endpoint(endpoint)
             metrics._count_label("requests", metrics._requests, label)
-            metrics._start_stream(stream_id, label, started_at)
+            metrics._stream_opened(label)  # the stream's state is the streaming tracker's
         finally:
             limits.end_request()
 
@@ -309,8 +309,9 @@ class Telemetry:
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
             cost, known = self._prices.cost(model, prompt, completion, cached_tokens)
             metrics = self.metrics
-            metrics._finish(stream_id, COMPLETED, seen,
-                            summary.ttft_s if summary is not None else None)
+            metrics._stream_closed(label, COMPLETED,
+                                   None if summary is None else summary.duration_s, seen,
+                                   None if summary is None else summary.ttft_s)
             metrics._count_tokens(label, prompt + completion)
             reason = finish_reason_label(finish_reason)
             if summary is None:
@@ -352,7 +353,7 @@ class Telemetry:
             sent = summary.tokens if summary is not None else 0
             prompt = route.prompt_tokens
             cost, known = self._prices.cost(model, prompt, sent)
-            self.metrics._finish(stream_id, FAILED)
+            self.metrics._stream_closed(label, FAILED, None)
             if summary is not None:
                 self.models._record((label, model_label), prompt, sent,
                                     summary.duration_s * 1000.0, api_key and kid, True, cost,

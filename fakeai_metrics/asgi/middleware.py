@@ -42,7 +42,7 @@ from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 from ..catalog import UNKNOWN_MODEL
 from .openai_payloads import (MAX_LABEL, Usage, clip, error_info, finish_reason, json_object,
-                              trailing_usage)
+                              request_model, trailing_usage)
 from .openai_stream import DONE, FAILED, TOKEN, USAGE_ONLY, OpenAIStream
 from .sse import Event, SSEScanner
 from ..telemetry import Telemetry
@@ -93,6 +93,8 @@ class FakeAIMetricsMiddleware:
         self.app = app
         self.telemetry = telemetry
         self.routes = frozenset(_normalise(r) for r in routes)
+        #: route -> whether its streams are asked for usage; looked up by the raw path first
+        self._asks = {r: include_usage and r.endswith(_USAGE_ROUTES) for r in self.routes}
         self.clock = clock if clock is not None else telemetry.now
         self.max_body_bytes = max_body_bytes
         self.max_event_bytes = max_event_bytes
@@ -102,7 +104,12 @@ class FakeAIMetricsMiddleware:
         self._id_prefix = "asgi-" + secrets.token_hex(4)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self._endpoint(scope)
+        if scope.get("type") != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path") or ""
+        endpoint = path if path in self._asks and not scope.get("root_path") \
+            else self._endpoint(path, scope.get("root_path") or "")
         if endpoint is None:
             await self.app(scope, receive, send)
             return
@@ -113,7 +120,7 @@ class FakeAIMetricsMiddleware:
                       type(exc).__name__)
             await self.app(scope, receive, send)
             return
-        if self.include_usage and endpoint.endswith(_USAGE_ROUTES):
+        if self._asks[endpoint]:
             scope = await exchange.ask_for_usage(scope)
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -123,12 +130,9 @@ class FakeAIMetricsMiddleware:
         if not exchange._done:  # the common case, a complete response, costs nothing more
             exchange.guarded(exchange.app_returned)
 
-    def _endpoint(self, scope: Scope) -> str | None:
-        """The measured route a scope is for, or None to pass it through."""
-        if scope.get("type") != "http" or scope.get("method") != "POST":
-            return None
-        path = scope.get("path") or ""
-        root = scope.get("root_path") or ""
+    def _endpoint(self, path: str, root: str) -> str | None:
+        """The measured route of a POST to ``path`` under ``root_path``, or None to pass it
+        through (``__call__`` takes the common case, a route path and no root, itself)."""
         if root and path.startswith(root):  # mounted under a prefix: the path includes it
             path = path[len(root):]
         path = _normalise(path)
@@ -141,15 +145,16 @@ class FakeAIMetricsMiddleware:
 class _Exchange:
     """One request/response pair: what has been seen of it and what has been recorded.
 
-    Each outcome is recorded once (``_done``); every hub call goes through ``_call`` (or, per
-    token, through the guarded ``send``) so that a refused call (``InvalidMetricInput``) or a bug
-    here is logged, never raised into the app.
+    Each outcome is recorded once (``_done``); every hub call runs inside a ``try`` (``_call``,
+    or the one around the work of ``send`` and ``receive``) so that a refused call
+    (``InvalidMetricInput``) or a bug here is logged, never raised into the app.
     """
 
     __slots__ = ("mw", "telemetry", "endpoint", "api_key", "started", "_receive_downstream",
                  "_send_downstream", "_replay", "_request", "_request_complete",
                  "_request_json", "_model", "status", "_response", "_stream", "_scanner",
-                 "_strip_usage", "stream_id", "_done", "_disconnected", "_send_failed")
+                 "_strip_usage", "stream_id", "_token", "_done", "_reading", "_disconnected",
+                 "_send_failed")
 
     def __init__(self, mw: FakeAIMetricsMiddleware, endpoint: str, scope: Scope,
                  receive: Receive, send: Send) -> None:
@@ -171,7 +176,9 @@ class _Exchange:
         self._scanner: SSEScanner | None = None   # None too for a compressed stream
         self._strip_usage = False                 # usage was asked for on the client's behalf
         self.stream_id: str | None = None
+        self._token: Callable[[str, str, int], None] | None = None  # the tracker's record_token
         self._done = False                          # outcome recorded (or given up)
+        self._reading = False                       # a readable stream, outcome not recorded
         self._disconnected = False
         self._send_failed = False
 
@@ -181,31 +188,41 @@ class _Exchange:
         if self._replay:
             return self._replay.pop(0)
         message = await self._receive_downstream()
-        self.guarded(self._on_receive, message)
+        try:
+            self._on_receive(message)
+        except Exception as exc:  # noqa: BLE001 - metrics must never break the request
+            self._log("receive", exc)
         return message
 
     async def send(self, message: Message) -> None:
         # look first, then forward: token times are when the app produced them, not when a slow
         # client drained its socket, and the outcome is recorded before the client can see it
-        if not self._done:
+        if self._reading:
             try:
-                scanner = self._scanner
-                if scanner is not None and message.get("type") == "http.response.body":
-                    # a readable stream's body: the per-chunk path, kept to a few calls
+                if message["type"] == "http.response.body":
+                    # the per-chunk path: a message that repeats the last content chunk's shape
+                    # is one whole token event, known from its bytes (no split, no decoding)
                     body = message.get("body") or b""
-                    if body:
-                        events = scanner.feed(body if body.__class__ is bytes else bytes(body))
-                        if events:
-                            cuts = self._on_events(events)
-                            if cuts:
-                                message = _cut(message, body, cuts,  # type: ignore[assignment]
-                                               message.get("more_body", False))
-                                if message is None:
-                                    return  # it held only the usage chunk asked for here
-                    if not message.get("more_body", False):
-                        self._finish_stream()
+                    size = len(body)
+                    scanner, stream = self._scanner, self._stream
+                    if (body.__class__ is bytes
+                            and size <= scanner.whole_max  # type: ignore[union-attr]
+                            and stream.repeats(body)):  # type: ignore[union-attr]
+                        self._token(self.stream_id, "", size)  # type: ignore[misc, arg-type]
+                        if not message.get("more_body", False):
+                            self._finish_stream()
+                    else:
+                        cut = self._on_stream_body(message)
+                        if cut is None:
+                            return  # it held only the usage chunk asked for here
+                        message = cut
                 else:
                     self._on_send(message)
+            except Exception as exc:  # noqa: BLE001 - metrics must never break the response
+                self._log("send", exc)
+        elif not self._done:
+            try:
+                self._on_send(message)
             except Exception as exc:  # noqa: BLE001 - metrics must never break the response
                 self._log("send", exc)
         try:
@@ -213,6 +230,21 @@ class _Exchange:
         except BaseException:
             self._send_failed = True  # the server could not deliver: the client is gone
             raise
+
+    def _on_stream_body(self, message: Message) -> Message | None:
+        """A readable stream's body message in general: split into events, each recorded;
+        returns the message without the spans to remove (None: nothing left to send)."""
+        body = message.get("body") or b""
+        if body:
+            events = self._scanner.feed(  # type: ignore[union-attr]
+                body if body.__class__ is bytes else bytes(body))
+            if events:
+                cuts = self._on_events(events)
+                if cuts:
+                    return _cut(message, body, cuts, message.get("more_body", False))
+        if not message.get("more_body", False):
+            self._finish_stream()
+        return message
 
     def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run metrics code; an error in it is logged at DEBUG and swallowed."""
@@ -229,7 +261,10 @@ class _Exchange:
         while True:
             message = await self._receive_downstream()
             self._replay.append(message)
-            self.guarded(self._on_receive, message)
+            try:
+                self._on_receive(message)
+            except Exception as exc:  # noqa: BLE001 - metrics must never break the request
+                self._log("receive", exc)
             if (message.get("type") != "http.request" or not message.get("more_body", False)
                     or self._request.truncated):
                 break
@@ -256,13 +291,15 @@ class _Exchange:
         """
         if not self._request_complete:
             return None
+        body = self._request.whole() or b""
+        if b'"stream"' not in body:  # not a stream: no decoding (a key is not escaped)
+            return None
         obj = self._parsed_request()
         if obj.get("stream") is not True:
             return None
         options = obj.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage") is True:
             return None
-        body = self._request.whole() or b""
         if "stream_options" not in obj and b'"stream_options"' not in body:
             brace = body.index(b"{")  # obj is a non-empty object: it has "stream"
             return body[:brace + 1] + _INCLUDE_USAGE + body[brace + 1:]
@@ -294,10 +331,12 @@ class _Exchange:
         return obj
 
     def model(self) -> str:
-        """``model`` of the JSON request body, "unknown" when there is none."""
+        """``model`` of the JSON request body (``request_model``), "unknown" when there is
+        none."""
         if self._model is not None:
             return self._model
-        found = self._parsed_request().get("model")
+        found = self._request_json.get("model") if self._request_json is not None \
+            else request_model(self._request.whole())
         # JSON may carry lone surrogates: replaced, so the label can be written out
         model = encodable(found) if isinstance(found, str) and 0 < len(found) <= MAX_LABEL \
             else UNKNOWN_MODEL
@@ -341,6 +380,9 @@ class _Exchange:
             # a compressed stream is counted (start, outcome) but its tokens cannot be read
             if not encoded:
                 self._scanner = SSEScanner(self.mw.max_event_bytes)
+                # what Telemetry.stream_token does, without its extra call: one call per token
+                self._token = self.telemetry.streaming.record_token
+                self._reading = True
         elif not encoded and (not content_type or b"json" in content_type):
             self._response = _Capture(self.mw.max_body_bytes, tail=_TAIL_BYTES)
 
@@ -357,24 +399,25 @@ class _Exchange:
         self._done = True
         usage = None if body is None else Usage.of(trailing_usage(body.last()))
         prompt, completion, cached = usage if usage is not None else (0, 0, 0)
-        self._call(self.telemetry.record_request, endpoint=self.endpoint, model=self.model(),
-                   latency_s=latency, prompt_tokens=prompt or 0,
-                   completion_tokens=completion or 0, cached_tokens=cached,
-                   api_key=self.api_key, finish_reason=body and finish_reason(body.last()))
+        reason = None if body is None else finish_reason(body.last())
+        # inside the try of send: a refused call is logged there
+        self.telemetry.record_request(endpoint=self.endpoint, model=self.model(),
+                                      latency_s=latency, prompt_tokens=prompt or 0,
+                                      completion_tokens=completion or 0, cached_tokens=cached,
+                                      api_key=self.api_key, finish_reason=reason)
 
     # --- streams ---------------------------------------------------------------------------------
 
     def _on_events(self, events: list[Event]) -> list[tuple[int, int]] | None:
         """Record what the events of one body message mean; returns the spans to remove."""
         on_event = self._stream.on_event  # type: ignore[union-attr]
-        # what Telemetry.stream_token does, without its extra call: one tracker call per token
-        token = self.telemetry.streaming.record_token
+        token = self._token
         stream_id = self.stream_id or ""  # set with the stream, before any body
         cuts = None
         for event in events:
             step = on_event(event)
             if step == TOKEN:
-                token(stream_id, "", event.end - event.start)
+                token(stream_id, "", event.end - event.start)  # type: ignore[misc]
             elif step == USAGE_ONLY:
                 if self._strip_usage and event.start >= 0:
                     cuts = (cuts or []) + [(event.start, event.end)]
@@ -389,7 +432,7 @@ class _Exchange:
     def _finish_stream(self) -> None:
         if self._done:
             return
-        self._done = True
+        self._done, self._reading = True, False
         u = self._stream.usage if self._stream is not None else None
         if u is None:  # no usage: bill the content events seen
             self._call(self.telemetry.finish_stream, self.stream_id,
@@ -403,7 +446,7 @@ class _Exchange:
     def _fail_stream(self, status: int, error_type: str, message: str) -> None:
         if self._done:
             return
-        self._done = True
+        self._done, self._reading = True, False
         self._call(self.telemetry.fail_stream, self.stream_id, status_code=status,
                    error_type=error_type, message=message)
 

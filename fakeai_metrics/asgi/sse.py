@@ -52,10 +52,14 @@ class SSEScanner:
     since that CR may be half of a CRLF.
     """
 
-    __slots__ = ("max_event_bytes", "_buf", "_skipping")
+    __slots__ = ("max_event_bytes", "whole_max", "_buf", "_skipping")
 
     def __init__(self, max_event_bytes: int) -> None:
         self.max_event_bytes = max_event_bytes
+        #: the largest chunk that, fed now, could be read as one whole event (its blank line
+        #: included); -1 while part of an event is pending. A caller that recognises a whole
+        #: event by other means may skip ``feed`` for a chunk no larger than this.
+        self.whole_max = max_event_bytes + 2
         self._buf = b""          # the start of the current event, from earlier chunks
         self._skipping = False   # the current event outgrew max_event_bytes
 
@@ -94,6 +98,7 @@ class SSEScanner:
             self._skipping = True
             rest = rest[-_KEEP_WHEN_SKIPPING:]
         self._buf = rest
+        self.whole_max = -1 if rest else self.max_event_bytes + 2
         return events
 
     def _complete(self, text: bytes, start: int, stop: int, end: int, offset: int,

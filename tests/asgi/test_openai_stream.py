@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from fakeai_metrics.asgi.openai_payloads import Usage, trailing_usage
+from fakeai_metrics.asgi.openai_payloads import Usage, request_model, trailing_usage
 from fakeai_metrics.asgi.openai_stream import DONE, FAILED, NOTHING, TOKEN, USAGE_ONLY, OpenAIStream
 from fakeai_metrics.asgi.sse import SSEScanner
 
@@ -103,6 +103,67 @@ def test_a_learned_chunk_shape_still_rejects_what_is_not_content():
             b'"finish_reason":null}]}')
     assert stream.on_event(ev(b"data: " + text + b"\n\n")[0]) == TOKEN
     assert stream.usage is None
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_a_repeated_chunk_shape_is_a_token_exactly_when_reading_it_says_so(name):
+    """``repeats`` (the middleware's per-chunk shortcut) never says token where splitting and
+    reading the same bytes would not."""
+    stream, oracle = OpenAIStream(), OpenAIStream()
+    events = SSEScanner(1 << 20).feed(STREAMS[name].wire)
+    wire = STREAMS[name].wire
+    repeated = 0
+    for event in events:
+        chunk = wire[event.start:event.end]
+        if stream.repeats(chunk):
+            repeated += 1
+            assert oracle.on_event(event) == TOKEN, chunk
+            continue
+        step = stream.on_event(event)
+        assert oracle.on_event(event) == step
+        if step in (DONE, FAILED):
+            break
+    if name in ("openai_chat", "fakeai", "openai_completions"):
+        assert repeated > 0  # the shortcut is taken on real chunks
+
+
+def test_repeats_rejects_what_only_looks_like_a_learned_chunk():
+    stream = OpenAIStream()
+    head = b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"'
+    tail = b'"},"finish_reason":null}]}\n\n'
+    assert not stream.repeats(head + b"hi" + tail)  # nothing learned yet
+    stream.on_event(SSEScanner(1 << 20).feed(head + b"hi" + tail)[0])
+    assert stream.repeats(head + b"again" + tail)
+    for chunk in (head + tail,                                   # empty content
+                  head + b'x","y":"z' + tail,                    # a quote: another structure
+                  head + b"x\\" + tail,                         # ends in a backslash
+                  head + b"a" + tail + head + b"b" + tail,       # two events in one message
+                  head + b"a\n\ndata: b" + tail,                  # a line end inside
+                  head.replace(b"data: ", b"data:") + b"a" + tail,
+                  head + b"a" + tail[:-1]):                      # no blank line yet
+        assert not stream.repeats(chunk), chunk
+
+
+def test_a_multi_line_event_teaches_no_wire_shape():
+    stream = OpenAIStream()
+    chunk = b'data: {"choices":[{"delta":\ndata: {"content":"hi"}}]}\n\n'
+    [event] = SSEScanner(1 << 20).feed(chunk)
+    assert stream.on_event(event) == TOKEN
+    assert not stream.repeats(chunk)
+
+
+@pytest.mark.parametrize("body, model", [
+    (b'{"model":"gpt-4o","messages":[]}', "gpt-4o"),
+    (b'{ "messages": [{"role":"user","content":"say \\"model\\": \\"x\\""}],\n "model" : "m" }',
+     "m"),
+    (b'{"model":"caf\\u00e9"}', "caf\u00e9"),               # escaped: decoded
+    (b'{"model":"a","metadata":{"model":"b"}}', "a"),        # twice: decoded, the top one
+    (b'{"model":5}', 5),                                     # not a string: as decoded
+    (b'{"messages":[{"role":"model"}]}', None),
+    (b"this is not json", None), (b"", None), (None, None),
+])
+def test_request_model_from_the_bytes_agrees_with_decoding(body, model):
+    assert request_model(body) == model
 
 
 @pytest.mark.parametrize("name", sorted(USAGE_OBJECTS))

@@ -117,3 +117,14 @@ def test_state_stays_bounded_while_an_oversized_event_streams_in():
         scanner.feed(b"data: " + b"y" * 50)
     assert len(scanner._buf) <= 64
     assert [e.data for e in scanner.feed(b"\n\ndata: next\n\n")] == [b"next"]
+
+
+def test_whole_max_says_when_a_chunk_may_be_read_as_one_whole_event():
+    scanner = SSEScanner(100)
+    assert scanner.whole_max == 102  # 100 bytes of event and its blank line
+    scanner.feed(b"data: a\n\ndata: b")
+    assert scanner.whole_max == -1  # "data: b" pending: the next chunk continues it
+    assert [e.data for e in scanner.feed(b"c\n\n")] == [b"bc"]
+    assert scanner.whole_max == 102
+    scanner.feed(b"data: " + b"x" * 200)  # an oversized event being skipped
+    assert scanner.whole_max == -1

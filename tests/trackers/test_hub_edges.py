@@ -65,6 +65,39 @@ def test_open_stream_state_is_bounded_by_the_streaming_cap():
                         {"event": "start", "reason": "capacity"}) == 900
 
 
+def test_a_hub_stream_lives_in_one_table(telemetry, metrics_registry, metrics_clock):
+    """The streaming tracker holds a hub stream's state; the endpoint view counts it under its
+    endpoint and takes its duration, tokens and TTFT from that one record."""
+    telemetry.start_stream("s", endpoint=EP, model="gpt-4o", api_key="sk-k")
+    telemetry.start_stream("f", endpoint="/v1/completions", model="gpt-4o")
+    assert telemetry.metrics._streams == {} and set(telemetry.streaming._streams) == {"s", "f"}
+    assert telemetry.metrics.get_active_streams() == 2
+    assert metric_value(metrics_registry, "fakeai_endpoint_streams_active", {"endpoint": EP}) == 1
+    metrics_clock.advance(0.25)
+    for _ in range(5):
+        telemetry.stream_token("s")
+        metrics_clock.advance(0.25)
+    telemetry.finish_stream("s")
+    telemetry.fail_stream("f")
+    stats = telemetry.metrics.get_streaming_stats()
+    assert (stats["active_streams"], stats["completed_streams"], stats["failed_streams"]) == \
+        (0, 1, 1)
+    assert stats["ttft"]["avg"] == pytest.approx(0.25, rel=0.02)
+    assert stats["tokens_per_second"]["avg"] == pytest.approx(5 / 1.5, rel=0.02)
+    assert metric_value(metrics_registry, "fakeai_endpoint_response_seconds_sum",
+                        {"endpoint": EP}) == pytest.approx(1.5)
+    assert metric_value(metrics_registry, "fakeai_endpoint_streams_active", {"endpoint": EP}) == 0
+
+
+def test_a_hub_stream_the_streaming_tracker_forgot_still_closes(telemetry, metrics_registry):
+    telemetry.start_stream("s", endpoint=EP, model="gpt-4o")
+    telemetry.streaming.reset()
+    telemetry.finish_stream("s")
+    assert telemetry.metrics.get_active_streams() == 0
+    assert metric_value(metrics_registry, "fakeai_endpoint_streams_total",
+                        {"endpoint": EP, "outcome": "completed"}) == 1
+
+
 def test_only_the_caller_that_ends_a_stream_finishes_it(telemetry, metrics_registry):
     telemetry.start_stream("s", endpoint=EP, model="gpt-4o", api_key="sk-k")
     telemetry.stream_token("s")
