@@ -153,7 +153,9 @@ def trailing_usage(tail: bytes) -> Any:
 #: ``choices[0].finish_reason``: the first ``"finish_reason"`` key of a body and its value. As with
 #: ``"usage"``, a quoted name followed by a colon is always a key, never text inside a string.
 #: The value: a plain name (group 1), another string (group 2: counted as ``other``), or null.
-_FINISH_REASON = re.compile(rb'"finish_reason"\s*:\s*(?:"([A-Za-z0-9_.-]{1,64})"|(")|null)')
+_REASON_NAME = "[A-Za-z0-9_.-]{1,64}"
+_FINISH_REASON = re.compile(
+    rb'"finish_reason"\s*:\s*(?:"(' + _REASON_NAME.encode() + rb')"|(")|null)')
 _RESPONSE_OBJECT = re.compile(rb'"object"\s*:\s*"response"')
 #: Where a body says what it is: chat and completions bodies open with ``id``, ``object``,
 #: ``created`` and ``model`` before ``choices``, a Responses body with ``id`` and ``object``.
@@ -182,7 +184,24 @@ def finish_reason(body: bytes) -> str | None:
         return name.decode() if name else OTHER_FINISH_REASON if other else None
     if b'"response"' not in head or _RESPONSE_OBJECT.search(head) is None:
         return None
-    response = json_object(body)
+    return responses_reason(json_object(body))
+
+
+_PLAIN_NAME = re.compile(_REASON_NAME)
+
+
+def reason_name(value: object) -> str | None:
+    """A finish reason as the server gave it, if it is a plain name; ``other`` for any other
+    string (empty, too long, odd characters); None for a value that is not a string."""
+    if not isinstance(value, str):
+        return None
+    return value if _PLAIN_NAME.fullmatch(value) else OTHER_FINISH_REASON
+
+
+def responses_reason(response: dict[str, Any]) -> str | None:
+    """The finish reason of a Responses API response object: ``stop`` once ``completed``; for
+    ``incomplete`` its ``incomplete_details.reason`` as chat names it (``max_output_tokens``:
+    ``length``; another reason: ``other``); None while it is not a finished answer."""
     status = response.get("status")
     if status == "completed":
         return "stop"

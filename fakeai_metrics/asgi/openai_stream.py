@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .openai_payloads import Usage, error_info, json_object
+from .openai_payloads import Usage, error_info, json_object, reason_name, responses_reason
 from .sse import Event
 
 #: What ``on_event`` returns.
@@ -120,8 +120,8 @@ class OpenAIStream:
         choices = obj.get("choices")
         if isinstance(choices, list):
             for c in choices:
-                if isinstance(c, dict) and isinstance(c.get("finish_reason"), str):
-                    self.finish_reason = c["finish_reason"]
+                if isinstance(c, dict) and (reason := reason_name(c.get("finish_reason"))):
+                    self.finish_reason = reason
         usage = Usage.of(obj.get("usage"))
         if usage is not None:
             self.usage = usage
@@ -152,6 +152,7 @@ class OpenAIStream:
                 usage = Usage.of(response.get("usage"))
                 if usage is not None:
                     self.usage = usage
+                self.finish_reason = responses_reason(response) or self.finish_reason
         return NOTHING
 
     def _failed(self, error: dict[str, Any]) -> int:

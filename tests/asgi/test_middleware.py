@@ -65,9 +65,10 @@ def sse(obj: Any, eol: bytes = b"\n", event: str | None = None) -> bytes:
 
 
 def chat_events(n: int, *, usage: dict | None = None, eol: bytes = b"\n",
-                error_after: int | None = None) -> list[tuple[bytes, bool]]:
+                error_after: int | None = None, finish: Any = "stop") -> list[tuple[bytes, bool]]:
     """A chat completion stream as (event bytes, carries content): a role chunk, ``n`` content
-    chunks, a finish chunk, an optional usage chunk, ``[DONE]``."""
+    chunks, a finish chunk (``finish_reason`` = ``finish``), an optional usage chunk,
+    ``[DONE]``."""
     def chunk(delta: dict, finish: str | None = None) -> dict:
         return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
                 "model": MODEL, "choices": [{"index": 0, "delta": delta,
@@ -80,7 +81,7 @@ def chat_events(n: int, *, usage: dict | None = None, eol: bytes = b"\n",
                                           "message": "The model is overloaded"}}, eol), False))
             return events
         events.append((sse(chunk({"content": f"tok{i} "}), eol), True))
-    events.append((sse(chunk({}, "stop"), eol), False))
+    events.append((sse(chunk({}, finish), eol), False))
     if usage is not None:
         events.append((sse({"id": "chatcmpl-1", "object": "chat.completion.chunk",
                             "model": MODEL, "choices": [], "usage": usage}, eol), False))
@@ -97,8 +98,10 @@ def completion_events(n: int) -> list[tuple[bytes, bool]]:
     return events + [(sse(b"[DONE]"), False)]
 
 
-def responses_events(n: int, usage: dict) -> list[tuple[bytes, bool]]:
-    """A Responses API stream: typed events with an ``event:`` line, usage in the last one."""
+def responses_events(n: int, usage: dict, status: str = "completed",
+                     incomplete: dict | None = None) -> list[tuple[bytes, bool]]:
+    """A Responses API stream: typed events with an ``event:`` line, usage in the last one
+    (``response.completed``, or ``response.incomplete`` with ``incomplete_details``)."""
     def ev(kind: str, **fields: Any) -> bytes:
         return sse({"type": kind, **fields}, event=kind)
 
@@ -107,8 +110,9 @@ def responses_events(n: int, usage: dict) -> list[tuple[bytes, bool]]:
     events += [(ev("response.output_text.delta", item_id="msg_1", output_index=0,
                    content_index=0, delta=f"t{i}"), True) for i in range(n)]
     events.append((ev("response.output_text.done", text="..."), False))
-    events.append((ev("response.completed",
-                      response={"id": "resp_1", "status": "completed", "usage": usage}), False))
+    events.append((ev(f"response.{status}",
+                      response={"id": "resp_1", "status": status, "usage": usage,
+                                "incomplete_details": incomplete}), False))
     return events
 
 
@@ -199,7 +203,8 @@ def build_app(framework: str, telemetry: Telemetry, clock: ManualClock,
             asked = (body.get("stream_options") or {}).get("include_usage") is True
             return await stream(chat_events(n, usage=body.get("x_usage") if asked else None,
                                             eol=body.get("x_eol", "\n").encode(),
-                                            error_after=2 if scenario == "error_event" else None),
+                                            error_after=2 if scenario == "error_event" else None,
+                                            finish=body.get("x_finish", "stop")),
                                 body)
         clock.advance(body.get("x_latency", 0.0))
         return JSONResponse({
@@ -228,7 +233,9 @@ def build_app(framework: str, telemetry: Telemetry, clock: ManualClock,
              "output_tokens": 40, "output_tokens_details": {"reasoning_tokens": 0},
              "total_tokens": 340}
         if body.get("stream"):
-            return await stream(responses_events(body.get("x_tokens", 5), u), body)
+            return await stream(responses_events(body.get("x_tokens", 5), u,
+                                                 body.get("x_status", "completed"),
+                                                 body.get("x_incomplete")), body)
         return JSONResponse({"id": "resp_1", "object": "response",
                              "status": body.get("x_status", "completed"),
                              "incomplete_details": body.get("x_incomplete"),

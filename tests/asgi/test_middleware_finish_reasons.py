@@ -97,3 +97,34 @@ def test_a_large_body_of_another_kind_is_not_scanned_for_a_reason():
     assert finish_reason(vectors + tail) is None
     chat_head = b'{"id":"c","object":"chat.completion","choices":[' + b'{"index":0,' + tail[1:]
     assert finish_reason(chat_head) == "length"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("given, counted", [("", "other"), ("x" * 65, "other"),
+                                            ("sp\u00e4ter", "other"), (7, "stop"),
+                                            ("tool_calls", "tool_calls")])
+async def test_a_stream_with_an_odd_finish_reason_is_recorded_whole(app, telemetry,
+                                                                    metrics_registry, given,
+                                                                    counted):
+    """Whatever an upstream puts in finish_reason, the stream is finished and counted (a string
+    that is not a plain name counts as other; a value that is not a string keeps stop)."""
+    r = await post(app, CHAT, {"model": MODEL, "stream": True, "x_tokens": 3, "x_finish": given})
+    assert r.status_code == 200
+    assert reasons(metrics_registry) == {counted: 1}
+    assert telemetry.streaming.get_active_stream_count() == 0
+    assert samples(metrics_registry, "fakeai_streams_total") == {
+        (("model", MODEL), ("outcome", "completed")): 1.0}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status, details, counted", [
+    ("completed", None, {"stop": 1}),
+    ("incomplete", {"reason": "max_output_tokens"}, {"length": 1}),
+    ("incomplete", {"reason": "content_filter"}, {"content_filter": 1}),
+    ("incomplete", None, {"other": 1}),
+])
+async def test_a_responses_stream_counts_how_it_ended(app, metrics_registry, status, details,
+                                                     counted):
+    await post(app, RESPONSES, {"model": MODEL, "input": "x", "stream": True, "x_tokens": 2,
+                                "x_status": status, "x_incomplete": details})
+    assert reasons(metrics_registry) == counted
