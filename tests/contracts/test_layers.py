@@ -5,6 +5,7 @@ circle. Imports under ``if TYPE_CHECKING:`` are annotations only and are not cou
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "fakeai_metrics"
@@ -72,6 +73,7 @@ class _Imports(ast.NodeVisitor):
                 self.found.add(alias.name.removeprefix("fakeai_metrics").lstrip("."))
 
 
+@functools.cache
 def import_graph() -> dict[str, set[str]]:
     files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph = {}
