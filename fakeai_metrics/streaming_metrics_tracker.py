@@ -151,11 +151,17 @@ class StreamingMetricsTracker(Tracker):
         """
         v.label("stream_id", stream_id)
         v.label("model", model)
-        v.tokens("prompt_tokens", prompt_tokens)
-        v.optional(v.non_negative, "temperature", temperature)
-        v.optional(v.tokens, "max_tokens", max_tokens)
-        v.optional(v.label, "client_id", client_id)
-        v.optional(v.non_negative, "started_at", started_at)
+        if not (type(prompt_tokens) is int and 0 <= prompt_tokens <= v.MAX_TOKENS):
+            v.tokens("prompt_tokens", prompt_tokens)
+        # the optional ones, left out in the common case: no check called for them
+        if temperature is not None:
+            v.non_negative("temperature", temperature)
+        if max_tokens is not None:
+            v.tokens("max_tokens", max_tokens)
+        if client_id is not None:
+            v.label("client_id", client_id)
+        if started_at is not None:
+            v.non_negative("started_at", started_at)
         return self._start_stream(stream_id, model, prompt_tokens, started_at)
 
     def _start_stream(self, stream_id: str, model: str, prompt_tokens: int,
@@ -272,7 +278,8 @@ class StreamingMetricsTracker(Tracker):
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
         v.label("finish_reason", finish_reason)
-        v.optional(v.label, "client_id", client_id)
+        if client_id is not None:
+            v.label("client_id", client_id)
         return self._finish(stream_id, c.COMPLETED, finish_reason, None)
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:
