@@ -194,9 +194,9 @@ class StreamingMetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            try:
-                s = self._streams.get(stream_id)
-            except TypeError:  # unhashable: no stream has that id
+            try:  # a subscript, not .get(): no method call per token
+                s = self._streams[stream_id]
+            except (KeyError, TypeError):  # unknown, or unhashable: no stream has that id
                 s = None
             if s is not None and (itl := s.itl) is not None:
                 # The common case, a gap of a stream whose ITL series is known: Distribution.add
