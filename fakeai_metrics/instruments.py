@@ -180,8 +180,9 @@ class Histogram:
         self.series: dict[Key, Distribution] = {}
 
     def observe(self, key: Key, value: float) -> None:
-        dist = self.series.get(key)
-        if dist is None:
+        try:  # a subscript, not .get(): no method call (a series' first value is the miss)
+            dist = self.series[key]
+        except KeyError:
             dist = self.series[key] = Distribution()
         dist.add(bisect_left(self.grid, value), value)
 
