@@ -315,20 +315,24 @@ class CostTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            usage = self._usage.get(key)
-            if usage is None:
+            try:  # subscripts, not .get(): no method call (a first time is the miss)
+                usage = self._usage[key]
+            except KeyError:
                 usage = self._usage[key] = _KeyUsage()
             hour = int(now // 3600)
             spend = usage._current if hour == usage._hour else usage.hour(hour)
-            row = spend.by_model.get(label)
-            if row is None:
+            try:
+                row = spend.by_model[label]
+            except KeyError:
                 row = spend.by_model[label] = [0.0, 0, 0, 0, 0]
             row[0] += cost
             row[1] += prompt_tokens
             row[2] += completion_tokens
             row[4] += 1
-            by_endpoint = spend.by_endpoint
-            by_endpoint[endpoint] = by_endpoint.get(endpoint, 0.0) + cost
+            try:
+                spend.by_endpoint[endpoint] += cost
+            except KeyError:
+                spend.by_endpoint[endpoint] = 0.0 + cost
             if batch:
                 usage.batch_requests += 1
                 usage.batch_completion += completion_tokens

@@ -259,8 +259,9 @@ class ModelMetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            st = self._models.get(model)
-            if st is None:
+            try:  # subscripts, not .get(): no method call (a first time is the miss)
+                st = self._models[model]
+            except KeyError:
                 st = self._models[model] = _ModelStats(first=now)
             if st.hour_start <= now < st.hour_end:
                 st.hour_count += 1
@@ -273,7 +274,10 @@ class ModelMetricsTracker(Tracker):
                 st.errors += 1
             st.cost += cost
             st.last = now
-            st.endpoints[endpoint] = st.endpoints.get(endpoint, 0) + 1
+            try:
+                st.endpoints[endpoint] += 1
+            except KeyError:
+                st.endpoints[endpoint] = 1
             if user_id is not None:
                 if user_id not in st.users and len(st.users) >= self.max_users_per_model:
                     user_id = OTHER
