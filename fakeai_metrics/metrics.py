@@ -190,7 +190,7 @@ class MetricsTracker(Tracker):
 
     def _count_label(self, kind: str, counter: Counter, endpoint: str) -> None:
         """``_count`` of a kind by name (``KINDS``) at a resolved endpoint label."""
-        self._count(self._window(endpoint), KINDS.index(kind), counter)
+        self._count(self._window(endpoint), _ERRORS if kind == "errors" else _REQUESTS, counter)
 
     def _event_in(self, second: _Second, kind: int, counter: Counter, key: tuple[str],
                   now: float) -> None:
@@ -282,7 +282,7 @@ class MetricsTracker(Tracker):
         """An event without a value (a request, an error) at a resolved endpoint label; call
         under the lock."""
         w = self._window(endpoint)
-        index = KINDS.index(kind)
+        index = _ERRORS if kind == "errors" else _REQUESTS
         self._event_in(self._second(w, now, 1 << index), index, counter, w.key, now)
 
     # --- request timers (FakeAI's start/end pair) -----------------------------------------------
