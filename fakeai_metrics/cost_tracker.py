@@ -63,6 +63,7 @@ BATCH_ENDPOINT = "/v1/batches"
 #: Suggestions are analysed on every this-many-th recorded request (FakeAI's rule).
 SUGGESTION_EVERY = 100
 MAX_SUGGESTIONS = 100
+_MAX_TOKENS = v.MAX_TOKENS
 
 __all__ = ["ANONYMOUS", "Budget", "BudgetLimitType", "BudgetPeriod", "CostTracker", "period_start"]
 
@@ -265,8 +266,8 @@ class CostTracker(Tracker):
         # same error they always did (or accept, e.g. an int subclass).
         if not (type(prompt_tokens) is int and type(completion_tokens) is int
                 and type(cached_tokens) is int
-                and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
-                and 0 <= completion_tokens <= v.MAX_TOKENS):
+                and 0 <= cached_tokens <= prompt_tokens <= _MAX_TOKENS
+                and 0 <= completion_tokens <= _MAX_TOKENS):
             v.usage(model, endpoint, prompt_tokens, completion_tokens, cached_tokens)
         # the key's id of now (an alias may be set at any time); the key is checked there
         kid = None if api_key is None else self.key_ids(api_key)
@@ -314,24 +315,24 @@ class CostTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            usage = self._usage.get(key)
-            if usage is None:
+            try:  # subscripts, not .get(): no method call (a first time is the miss)
+                usage = self._usage[key]
+            except KeyError:
                 usage = self._usage[key] = _KeyUsage()
             hour = int(now // 3600)
             spend = usage._current if hour == usage._hour else usage.hour(hour)
-            row = spend.by_model.get(label)
-            if row is None:
+            try:
+                row = spend.by_model[label]
+            except KeyError:
                 row = spend.by_model[label] = [0.0, 0, 0, 0, 0]
             row[0] += cost
             row[1] += prompt_tokens
             row[2] += completion_tokens
-            row[3] += cached_tokens
             row[4] += 1
-            by_endpoint = spend.by_endpoint
-            by_endpoint[endpoint] = by_endpoint.get(endpoint, 0.0) + cost
-            if cached_tokens:
-                usage.cache_regular += cached_tokens * route.price.input / 1_000_000
-                usage.cache_cost += cached_tokens * route.cached_rate / 1_000_000
+            try:
+                spend.by_endpoint[endpoint] += cost
+            except KeyError:
+                spend.by_endpoint[endpoint] = 0.0 + cost
             if batch:
                 usage.batch_requests += 1
                 usage.batch_completion += completion_tokens
@@ -340,7 +341,10 @@ class CostTracker(Tracker):
             tokens = self._tokens
             tokens.inc(route.prompt, prompt_tokens)
             tokens.inc(route.completion, completion_tokens)
-            if cached_tokens:
+            if cached_tokens:  # all the cached tokens' figures (most requests have none)
+                row[3] += cached_tokens
+                usage.cache_regular += cached_tokens * route.price.input / 1_000_000
+                usage.cache_cost += cached_tokens * route.cached_rate / 1_000_000
                 tokens.inc(route.cached, cached_tokens)
             if not known:
                 self._unpriced.inc(route.unpriced)

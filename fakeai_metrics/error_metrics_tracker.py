@@ -194,7 +194,10 @@ class ErrorMetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            self._ring.slot(now)[0] += 1
+            ring = self._ring
+            # Ring.slot's common case inline: now in the running slot
+            (ring.running if ring.running_from <= now < ring.running_until
+             else ring.slot(now))[0] += 1
             self._requests.inc(key)
         finally:
             lock.release()

@@ -57,8 +57,10 @@ class Counter:
         self.values: dict[Key, float] = {}
 
     def inc(self, key: Key, amount: float = 1) -> None:
-        values = self.values
-        values[key] = values.get(key, 0) + amount
+        try:  # one subscript and one store, no method call (a series' first add is the miss)
+            self.values[key] += amount
+        except KeyError:
+            self.values[key] = amount
 
     def get(self, key: Key) -> float:
         return self.values.get(key, 0)
@@ -85,8 +87,10 @@ class Gauge:
         self.values[key] = value
 
     def inc(self, key: Key, amount: float = 1) -> None:
-        values = self.values
-        values[key] = values.get(key, 0) + amount
+        try:  # one subscript and one store, no method call (a series' first add is the miss)
+            self.values[key] += amount
+        except KeyError:
+            self.values[key] = amount
 
     def remove(self, key: Key) -> None:
         self.values.pop(key, None)
@@ -176,8 +180,9 @@ class Histogram:
         self.series: dict[Key, Distribution] = {}
 
     def observe(self, key: Key, value: float) -> None:
-        dist = self.series.get(key)
-        if dist is None:
+        try:  # a subscript, not .get(): no method call (a series' first value is the miss)
+            dist = self.series[key]
+        except KeyError:
             dist = self.series[key] = Distribution()
         dist.add(bisect_left(self.grid, value), value)
 

@@ -63,11 +63,13 @@ class _Second:
 
 class _Window:
     """One endpoint's events over the sliding window, every kind in one ring of seconds (one
-    slot lookup per recording call, however many kinds it counts)."""
+    slot lookup per recording call, however many kinds it counts). ``key`` is the endpoint's
+    label tuple, the key of its exported series."""
 
-    __slots__ = ("ring", "seen")
+    __slots__ = ("key", "ring", "seen")
 
-    def __init__(self, window_seconds: float) -> None:
+    def __init__(self, endpoint: str, window_seconds: float) -> None:
+        self.key = (endpoint,)
         self.ring: Ring[_Second] = Ring(window_seconds, 1.0, _Second)
         self.seen = 0  # a bit per kind this endpoint has had an event of
 
@@ -98,7 +100,9 @@ class MetricsTracker(Tracker):
         super().__init__(**kwargs)
         self.window_seconds = window_seconds
         self.max_active_streams = max_active_streams
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[str, _Window] = {}  # by endpoint label
+        #: request paths as given (checked) -> their endpoint's window (``_path``)
+        self._paths: dict[object, _Window] = {}
         #: per kind, the endpoints that have had an event of it, in the order of their first
         self._listed: list[dict[str, None]] = [{} for _ in KINDS]
         self._requests = self._instrument(c.ENDPOINT_REQUESTS)
@@ -117,126 +121,169 @@ class MetricsTracker(Tracker):
         self._timers: dict[str, OrderedDict[int, float]] = {}
         self._first_request: float | None = None
 
-    def _second(self, endpoint: str, now: float, kinds: int) -> _Second:
-        """The running second of the endpoint's window (made on first use), about to count
-        events of ``kinds`` (bits); call under the lock."""
+    def _path(self, endpoint: object) -> _Window:
+        """The window of a request path as given, checked and resolved; kept in ``_paths`` for
+        the next call with that path unless a cap folded it (a folded value counts its overflow
+        on each call)."""
+        label = self.limits.endpoint(v.label("endpoint", endpoint))
+        w = self._window(label)
+        if label != c.OTHER and len(self._paths) < 10_000:
+            self._paths[endpoint] = w
+        return w
+
+    def _window(self, endpoint: str) -> _Window:
+        """The window of a resolved endpoint label, made on first use."""
         w = self._windows.get(endpoint)
-        if w is None:
-            w = self._windows[endpoint] = _Window(self.window_seconds)
-        if w.seen & kinds != kinds:  # a first event of some kind: listed from now on
-            for kind, listed in enumerate(self._listed):
-                if kinds >> kind & 1 and not w.seen >> kind & 1:
-                    listed[endpoint] = None
-            w.seen |= kinds
-        return w.ring.slot(now)
+        if w is None:  # setdefault: of two threads making it, both keep the first
+            w = self._windows.setdefault(endpoint, _Window(endpoint, self.window_seconds))
+        return w
+
+    def _second(self, w: _Window, now: float, kinds: int) -> _Second:
+        """The running second of an endpoint's window, about to count events of ``kinds``
+        (bits); call under the lock."""
+        if w.seen & kinds != kinds:
+            self._list(w, kinds)
+        ring = w.ring
+        if ring.running_from <= now < ring.running_until:  # Ring.slot's common case, inline
+            return ring.running
+        return ring.slot(now)
+
+    def _list(self, w: _Window, kinds: int) -> None:
+        """A first event of some of ``kinds`` at this endpoint: listed from now on."""
+        for kind, listed in enumerate(self._listed):
+            if kinds >> kind & 1 and not w.seen >> kind & 1:
+                listed[w.key[0]] = None
+        w.seen |= kinds
 
     def _grid(self, kind: int) -> tuple[float, ...]:
         return self._latency.grid if kind == _RESPONSES else _PLAIN_GRID
 
     # --- requests ----------------------------------------------------------------------------
-    # Each call checks the common case cheaply and leaves anything else to the full checks of
-    # validation.py, which raise the same error they always did (or accept and convert).
+    # A public call looks its endpoint up as given (``_paths``): a path found there was checked
+    # and resolved before. Anything else, and a value outside the common case, gets the full
+    # checks of validation.py, which raise the same error they always did (or accept and
+    # convert), before any state changes.
 
     def track_request(self, endpoint: str) -> None:
-        self._count("requests", self._requests, endpoint)
+        try:
+            w = self._paths.get(endpoint)
+        except TypeError:  # unhashable: not a label, the checks say so
+            w = None
+        self._count(w or self._path(endpoint), _REQUESTS, self._requests)
 
-    def track_response(self, endpoint: str, latency: float | None = None) -> None:
-        """A response; ``latency`` in seconds (None: counted, no latency)."""
-        if not (type(endpoint) is str and endpoint and endpoint.isascii() and (
-                latency is None or type(latency) is float and 0.0 <= latency <= v.MAX_SECONDS)):
-            v.label("endpoint", endpoint)
-            if latency is not None:
-                latency = v.seconds("latency", latency)
-        endpoint = self.limits.endpoint(endpoint)
+    def track_error(self, endpoint: str) -> None:
+        try:
+            w = self._paths.get(endpoint)
+        except TypeError:  # unhashable: not a label, the checks say so
+            w = None
+        self._count(w or self._path(endpoint), _ERRORS, self._errors)
+
+    def _count(self, w: _Window, kind: int, counter: Counter) -> None:
+        """An event that carries no value (a request, an error) at an endpoint."""
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            self._response(endpoint, now, latency)
+            self._event_in(self._second(w, now, 1 << kind), kind, counter, w.key, now)
+        finally:
+            lock.release()
+
+    def _count_label(self, kind: str, counter: Counter, endpoint: str) -> None:
+        """``_count`` of a kind by name (``KINDS``) at a resolved endpoint label."""
+        self._count(self._window(endpoint), _ERRORS if kind == "errors" else _REQUESTS, counter)
+
+    def _event_in(self, second: _Second, kind: int, counter: Counter, key: tuple[str],
+                  now: float) -> None:
+        second.events[kind] += 1
+        counter.inc(key)
+        if kind == _REQUESTS and self._first_request is None:
+            self._first_request = now
+
+    def track_response(self, endpoint: str, latency: float | None = None) -> None:
+        """A response; ``latency`` in seconds (None: counted, no latency)."""
+        try:
+            w = self._paths.get(endpoint)
+        except TypeError:  # unhashable: not a label, the checks say so
+            w = None
+        if not (latency is None or type(latency) is float and 0.0 <= latency <= v.MAX_SECONDS):
+            if w is None:
+                v.label("endpoint", endpoint)
+            latency = v.seconds("latency", latency)
+        if w is None:
+            w = self._path(endpoint)
+        now = self._clock()
+        lock = self._lock
+        lock.acquire()  # not `with`: see Tracker
+        try:
+            self._response_in(self._second(w, now, 1 << _RESPONSES), w.key, latency)
         finally:
             lock.release()
 
     def _response(self, endpoint: str, now: float, latency: float | None) -> None:
-        self._response_in(self._second(endpoint, now, 1 << _RESPONSES), endpoint, latency)
+        """A response at a resolved endpoint label; call under the lock."""
+        w = self._window(endpoint)
+        self._response_in(self._second(w, now, 1 << _RESPONSES), w.key, latency)
 
-    def _response_in(self, second: _Second, endpoint: str, latency: float | None) -> None:
+    def _response_in(self, second: _Second, key: tuple[str], latency: float | None) -> None:
         second.events[_RESPONSES] += 1
         if latency is not None:
             second.latency.add(bisect_left(self._latency.grid, latency), latency)
-            self._latency.observe((endpoint,), latency)
+            self._latency.observe(key, latency)
 
     def track_tokens(self, endpoint: str, count: int) -> None:
-        if not (type(endpoint) is str and endpoint and endpoint.isascii() and type(count) is int
-                and 0 <= count <= v.MAX_TOKENS):
-            v.label("endpoint", endpoint)
+        try:
+            w = self._paths.get(endpoint)
+        except TypeError:  # unhashable: not a label, the checks say so
+            w = None
+        if not (type(count) is int and 0 <= count <= v.MAX_TOKENS):
+            if w is None:
+                v.label("endpoint", endpoint)
             v.tokens("count", count)
-        self._count_tokens(self.limits.endpoint(endpoint), count)
+        self._add_tokens(w or self._path(endpoint), count)
 
     def _count_tokens(self, endpoint: str, count: int) -> None:
         """``track_tokens`` with a checked count and a resolved endpoint label."""
+        self._add_tokens(self._window(endpoint), count)
+
+    def _add_tokens(self, w: _Window, count: int) -> None:
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            self._tokens_event(endpoint, now, count)
+            self._tokens_in(self._second(w, now, 1 << _TOKENS), w.key, count)
         finally:
             lock.release()
 
-    def _tokens_event(self, endpoint: str, now: float, count: int) -> None:
+    def _tokens_in(self, second: _Second, key: tuple[str], count: int) -> None:
         """A call that carried ``count`` tokens; call under the lock."""
-        self._tokens_in(self._second(endpoint, now, 1 << _TOKENS), endpoint, count)
-
-    def _tokens_in(self, second: _Second, endpoint: str, count: int) -> None:
         value = float(count)
         second.events[_TOKENS] += 1
         second.tokens.add(bisect_left(_PLAIN_GRID, value), value)
-        self._tokens.inc((endpoint,), count)
+        self._tokens.inc(key, count)
 
     def _record_request(self, endpoint: str, latency: float, tokens: int) -> None:
         """A finished request as ``track_request``, ``track_response`` and ``track_tokens``
         record it, under one lock and one clock read: ``Telemetry``'s path, which has checked
         the values and resolved the endpoint label."""
+        w = self._window(endpoint)
+        key = w.key
         now = self._clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            second = self._second(endpoint, now, _REQUEST_KINDS)
-            self._event_in(second, _REQUESTS, self._requests, endpoint, now)
-            self._response_in(second, endpoint, latency)
-            self._tokens_in(second, endpoint, tokens)
-        finally:
-            lock.release()
-
-    def track_error(self, endpoint: str) -> None:
-        self._count("errors", self._errors, endpoint)
-
-    def _count(self, kind: str, counter: Counter, endpoint: str) -> None:
-        """An event that carries no value (a request, an error) for ``endpoint``."""
-        if type(endpoint) is not str or not endpoint or not endpoint.isascii():
-            v.label("endpoint", endpoint)
-        self._count_label(kind, counter, self.limits.endpoint(endpoint))
-
-    def _count_label(self, kind: str, counter: Counter, endpoint: str) -> None:
-        """``_count`` with the endpoint label resolved."""
-        now = self._clock()
-        lock = self._lock
-        lock.acquire()  # not `with`: see Tracker
-        try:
-            self._event(kind, counter, endpoint, now)
+            second = self._second(w, now, _REQUEST_KINDS)
+            self._event_in(second, _REQUESTS, self._requests, key, now)
+            self._response_in(second, key, latency)
+            self._tokens_in(second, key, tokens)
         finally:
             lock.release()
 
     def _event(self, kind: str, counter: Counter, endpoint: str, now: float) -> None:
-        """An event without a value (a request, an error); call under the lock."""
+        """An event without a value (a request, an error) at a resolved endpoint label; call
+        under the lock."""
+        w = self._window(endpoint)
         index = _ERRORS if kind == "errors" else _REQUESTS
-        self._event_in(self._second(endpoint, now, 1 << index), index, counter, endpoint, now)
-
-    def _event_in(self, second: _Second, kind: int, counter: Counter, endpoint: str,
-                  now: float) -> None:
-        second.events[kind] += 1
-        counter.inc((endpoint,))
-        if self._first_request is None and kind == _REQUESTS:
-            self._first_request = now
+        self._event_in(self._second(w, now, 1 << index), index, counter, w.key, now)
 
     # --- request timers (FakeAI's start/end pair) -----------------------------------------------
 

@@ -41,6 +41,8 @@ __all__ = ["DEFAULT_PRICING", "MODEL_PRICING", "ModelMetricsTracker", "ModelStat
 #: The endpoint label of latencies given without one (``track_latency``).
 NO_ENDPOINT = c.UNKNOWN_ENDPOINT
 
+_MAX_TOKENS = v.MAX_TOKENS
+_MAX_MS = v.MAX_SECONDS * 1000
 RANKING_METRICS = ("request_count", "latency", "error_rate", "cost", "tokens")
 _FINISH_REASONS = frozenset(c.FINISH_REASONS)
 
@@ -204,10 +206,10 @@ class ModelMetricsTracker(Tracker):
         # Cheap checks of the common case; anything else gets the full checks, which raise the
         # same error they always did (or accept and convert, e.g. an int latency).
         if not (type(prompt_tokens) is int and type(cached_tokens) is int
-                and 0 <= cached_tokens <= prompt_tokens <= v.MAX_TOKENS
-                and type(completion_tokens) is int and 0 <= completion_tokens <= v.MAX_TOKENS
+                and 0 <= cached_tokens <= prompt_tokens <= _MAX_TOKENS
+                and type(completion_tokens) is int and 0 <= completion_tokens <= _MAX_TOKENS
                 and (latency_ms is None or type(latency_ms) is float
-                     and 0.0 <= latency_ms <= v.MAX_SECONDS * 1000)
+                     and 0.0 <= latency_ms <= _MAX_MS)
                 and type(error) is bool):
             latency_ms = _check_request(model, endpoint, prompt_tokens, completion_tokens,
                                         latency_ms, cached_tokens, error)
@@ -257,8 +259,9 @@ class ModelMetricsTracker(Tracker):
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            st = self._models.get(model)
-            if st is None:
+            try:  # subscripts, not .get(): no method call (a first time is the miss)
+                st = self._models[model]
+            except KeyError:
                 st = self._models[model] = _ModelStats(first=now)
             if st.hour_start <= now < st.hour_end:
                 st.hour_count += 1
@@ -267,10 +270,14 @@ class ModelMetricsTracker(Tracker):
             st.requests += 1
             st.prompt += prompt_tokens
             st.completion += completion_tokens
-            st.errors += bool(error)
+            if error:
+                st.errors += 1
             st.cost += cost
             st.last = now
-            st.endpoints[endpoint] = st.endpoints.get(endpoint, 0) + 1
+            try:
+                st.endpoints[endpoint] += 1
+            except KeyError:
+                st.endpoints[endpoint] = 1
             if user_id is not None:
                 if user_id not in st.users and len(st.users) >= self.max_users_per_model:
                     user_id = OTHER

@@ -151,11 +151,17 @@ class StreamingMetricsTracker(Tracker):
         """
         v.label("stream_id", stream_id)
         v.label("model", model)
-        v.tokens("prompt_tokens", prompt_tokens)
-        v.optional(v.non_negative, "temperature", temperature)
-        v.optional(v.tokens, "max_tokens", max_tokens)
-        v.optional(v.label, "client_id", client_id)
-        v.optional(v.non_negative, "started_at", started_at)
+        if not (type(prompt_tokens) is int and 0 <= prompt_tokens <= v.MAX_TOKENS):
+            v.tokens("prompt_tokens", prompt_tokens)
+        # the optional ones, left out in the common case: no check called for them
+        if temperature is not None:
+            v.non_negative("temperature", temperature)
+        if max_tokens is not None:
+            v.tokens("max_tokens", max_tokens)
+        if client_id is not None:
+            v.label("client_id", client_id)
+        if started_at is not None:
+            v.non_negative("started_at", started_at)
         return self._start_stream(stream_id, model, prompt_tokens, started_at)
 
     def _start_stream(self, stream_id: str, model: str, prompt_tokens: int,
@@ -184,13 +190,14 @@ class StreamingMetricsTracker(Tracker):
         if chunk_size_bytes and (chunk_size_bytes.__class__ is not int
                                  or not 0 <= chunk_size_bytes <= v.MAX_BYTES):
             v.integer("chunk_size_bytes", chunk_size_bytes, v.MAX_BYTES)
-        now = self._clock()
+        clock = self._clock  # a local, then called: quicker than a method-style self._clock()
+        now = clock()
         lock = self._lock
         lock.acquire()  # not `with`: see Tracker
         try:
-            try:
-                s = self._streams.get(stream_id)
-            except TypeError:  # unhashable: no stream has that id
+            try:  # a subscript, not .get(): no method call per token
+                s = self._streams[stream_id]
+            except (KeyError, TypeError):  # unknown, or unhashable: no stream has that id
                 s = None
             if s is not None and (itl := s.itl) is not None:
                 # The common case, a gap of a stream whose ITL series is known: Distribution.add
@@ -272,7 +279,8 @@ class StreamingMetricsTracker(Tracker):
     def complete_stream(self, stream_id: str, finish_reason: str = "stop",
                         client_id: str | None = None) -> StreamSummary | None:
         v.label("finish_reason", finish_reason)
-        v.optional(v.label, "client_id", client_id)
+        if client_id is not None:
+            v.label("client_id", client_id)
         return self._finish(stream_id, c.COMPLETED, finish_reason, None)
 
     def fail_stream(self, stream_id: str, error_message: str = "") -> StreamSummary | None:

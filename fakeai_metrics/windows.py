@@ -2,8 +2,9 @@
 
 A window of W seconds in slots of S seconds keeps ceil(W / S) + 1 slots; a slot is reset lazily
 when the clock reaches it again, so there is no background thread. The running slot and the
-span of time it covers are remembered, so the common call (``now`` still in that slot) costs two
-comparisons. A query covers the running slot plus the whole slots before it that fit in W
+span of time it covers are remembered (``running``, ``running_from``, ``running_until``), so the
+common call (``now`` still in that slot) costs two comparisons; a hot path may make them itself
+and use ``running`` without calling ``slot``. A query covers the running slot plus the whole slots before it that fit in W
 (rounded up to whole slots when W is not a multiple of S) and reports the time those slots
 actually cover, never less than one slot, so a rate is honest about its denominator.
 """
@@ -29,22 +30,22 @@ class Ring(Generic[T]):
         self._forget_running()
 
     def _forget_running(self) -> None:
-        self._running: T | None = None
-        self._running_from = self._running_until = 0.0  # an empty span: no now is in it
+        self.running: T = self._slots[0]
+        self.running_from = self.running_until = 0.0  # an empty span: no now is in it
 
     def slot(self, now: float) -> T:
         """The slot holding ``now``, emptied first if it last held an older period."""
-        if self._running_from <= now < self._running_until:
-            return self._running  # type: ignore[return-value]
+        if self.running_from <= now < self.running_until:
+            return self.running
         epoch = int(now // self.width)
         i = epoch % len(self._slots)
         if self._epochs[i] != epoch:
             self._epochs[i] = epoch
             self._slots[i] = self._factory()
         # epoch * width <= now < (epoch + 1) * width, exactly for whole-second widths
-        self._running = self._slots[i]
-        self._running_from, self._running_until = epoch * self.width, (epoch + 1) * self.width
-        return self._running
+        self.running = self._slots[i]
+        self.running_from, self.running_until = epoch * self.width, (epoch + 1) * self.width
+        return self.running
 
     def recent(self, now: float, seconds: float | None = None) -> tuple[list[T], float]:
         """Slots of the last ``seconds`` (default: the window) and the seconds they cover."""
