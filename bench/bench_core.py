@@ -7,16 +7,18 @@ is the fewest direct prometheus_client calls that export the *same* series for t
 (see workload.py). Every ratio below divides by a floor measured in the same run, alternated with
 the project side, so machine noise moves both.
 
-Sections (all in one run; targets from issues 8 and 4, ``--check`` exits 1 when one is missed):
+Sections (all in one run; targets from issues 8, 15 and 16, ``--check`` exits 1 when one is
+missed):
 
   seed API     the five trackers called directly, at each --sizes; us/request and ratio to floor
-               (target <= 1.0 at 20k; long-run goal 0.7), per-request cost largest/20k (<= 1.1),
+               (target <= 0.8 at 20k, issue 16), per-request cost largest/20k (<= 1.1),
                RSS growth over the largest run (<= 2 MB)
   Telemetry    the same requests through the hub's one-call paths, against a floor that also
                exports the hub's extra series (reported, no target)
   OTel         the seed API with an OpenTelemetry SDK MeterProvider (InMemoryMetricReader)
-               attached (<= 2x the floor); unattached is the seed API row. Then the split: SDK
-               records per request x one record's cost, and the project's own OTel work
+               attached (reported: issue 15 restated the target net of the SDK); unattached is
+               the seed API row. Then the split: SDK records per request x one record's cost, and
+               the project's own OTel work (<= 2 us per request)
   per token    StreamingMetricsTracker.record_token, median us per token (<= 0.5 us), next to
                the floor's Histogram.observe and Telemetry.stream_token
   scrape       generate_latest with 100 models x 2.5k/5k/10k keys' cost series (<= 100 ms at
@@ -67,12 +69,10 @@ import workload as w
 from fakeai_metrics import StreamingMetricsTracker, Telemetry
 
 # --- targets ---------------------------------------------------------------------------------
-TARGET_RATIO = 1.0          # seed API / floor, us per request at 20k (issue 8; goal 0.7)
-GOAL_RATIO = 0.7
+TARGET_RATIO = 0.8          # seed API / floor, us per request at 20k (issue 16)
 TARGET_FLAT = 1.1           # seed API us/request at the largest size / at 20k
 TARGET_RSS_MB = 2.0         # seed API RSS growth over the largest run
 TARGET_TOKEN_US = 0.5       # record_token, median us per token
-TARGET_OTEL_RATIO = 2.0     # seed API with a MeterProvider attached / floor (issue 4)
 TARGET_SCRAPE_MS = 100.0    # generate_latest of ~10k series
 TARGET_LINEAR = 1.25        # scrape ms per series at the largest size / at the smallest
 TARGET_MP_RATIO = 2.0       # multiprocess scrape of 4 workers / single process
@@ -566,8 +566,6 @@ def main(argv: list[str] | None = None) -> int:
     if mid in results:
         r = results[mid]
         report.check(f"seed API / floor @{mid}", r["seed"] / r["floor"], TARGET_RATIO, ".2f", "x")
-        report.check(f"OTel attached / floor @{mid}", r["seed+otel"] / r["floor"],
-                     TARGET_OTEL_RATIO, ".2f", "x")
     if mid in results:
         otel_section(report, w.make_workload(mid, args.seed), args.clock, reps,
                      results[mid]["seed"], results[mid]["floor"])
@@ -618,10 +616,6 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nbench time {time.perf_counter() - started:.0f} s\n")
     missed = report.print()
-    if mid in results:
-        ratio = results[mid]["seed"] / results[mid]["floor"]
-        print(f"(long-run goal seed API / floor <= {GOAL_RATIO}: "
-              f"{'reached' if ratio <= GOAL_RATIO else 'not yet'}, {ratio:.2f})")
     return 1 if args.check and missed else 0
 
 
