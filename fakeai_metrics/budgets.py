@@ -35,6 +35,9 @@ STORE_OPERATIONS = ("set", "remove", "read", "sync")
 
 
 class BudgetPeriod(str, Enum):
+    """How often a key's budget starts again (FakeAI's values; a string enum so configs can say
+    ``"monthly"``)."""
+
     NEVER = "never"
     DAILY = "daily"
     WEEKLY = "weekly"
@@ -42,6 +45,8 @@ class BudgetPeriod(str, Enum):
 
 
 class BudgetLimitType(str, Enum):
+    """What a budget does when spent: ``soft`` only reports it, ``hard`` makes ``allows()`` refuse."""
+
     SOFT = "soft"
     HARD = "hard"
 

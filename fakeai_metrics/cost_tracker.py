@@ -188,6 +188,9 @@ class _ModelRoute(NamedTuple):
 
 
 class CostTracker(Tracker):
+    """FakeAI's ``CostTracker``: spend per API key, model and endpoint, budgets with alert
+    thresholds, and cost history, exported as ``fakeai_cost_usd_total``, tokens and budget gauges."""
+
     owner = "cost"
     default_clock = staticmethod(time.time)
 

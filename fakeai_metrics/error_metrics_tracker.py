@@ -109,6 +109,9 @@ class ErrorRecord:
 
 @dataclass
 class ErrorPattern:
+    """A recurring error: one fingerprint of (error type, endpoint, message with its variable
+    parts replaced), so a burst of the same failure is one row, not thousands."""
+
     fingerprint: str
     error_type: str
     endpoint: str
@@ -131,6 +134,10 @@ class ErrorPattern:
 
 
 class ErrorMetricsTracker(Tracker):
+    """FakeAI's ``ErrorMetricsTracker``: outcomes per endpoint and model (the availability SLO's
+    events), error types, recurring patterns and recent errors with keys scrubbed, and the SLO's
+    status and burn rates."""
+
     owner = "errors"
     default_clock = staticmethod(time.time)
 

@@ -73,6 +73,9 @@ class GoodputStatus:
 
 
 class GoodputTracker(Tracker):
+    """Judges every finished request against the latency SLOs that match it, so goodput (requests
+    that met their SLOs) is measured by the server itself and alerted on by burn rate."""
+
     owner = "goodput"
 
     def __init__(self, slos: Sequence[LatencySLO] = (), *, window_seconds: float = 300,

@@ -50,6 +50,9 @@ def fine_grid(bounds: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[int, 
 
 
 class Counter:
+    """A counter's values by label tuple: a dict add on the hot path, prometheus_client's family at
+    scrape time (cheaper than a prometheus_client child per series; docs/performance.md)."""
+
     __slots__ = ("spec", "values")
 
     def __init__(self, spec: MetricSpec) -> None:
@@ -77,6 +80,8 @@ class Counter:
 
 
 class Gauge:
+    """A gauge's values by label tuple, set or added on the hot path, exported at scrape time."""
+
     __slots__ = ("spec", "values")
 
     def __init__(self, spec: MetricSpec) -> None:

@@ -27,6 +27,9 @@ from .collector import CatalogCollector
 OTHER = c.OTHER
 
 class LabelLimits(CatalogCollector):
+    """The label caps of one registry: admits a client-chosen value (model, endpoint, key, error
+    type) until its kind's cap, then reports ``__other__`` and counts the overflow."""
+
     owner = "limits"
 
     def __init__(self, *, models: int = 200, endpoints: int = 100, api_keys: int = 2000,

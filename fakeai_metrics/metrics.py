@@ -91,6 +91,9 @@ class _Window:
 
 
 class MetricsTracker(Tracker):
+    """FakeAI's ``MetricsTracker``: the per-endpoint view (request, response, token, error and
+    stream rates over a sliding window, latency percentiles), exported as ``fakeai_endpoint_*``."""
+
     owner = "endpoints"
 
     def __init__(self, window_seconds: float = 60.0, *, max_active_streams: int = 10000,

@@ -169,6 +169,9 @@ def _interpolated(data: list[float], q: float) -> float:
 
 
 class ModelMetricsTracker(Tracker):
+    """FakeAI's ``ModelMetricsTracker``: per-model requests, tokens, latency, errors, cost, users
+    and hourly counts, and the model comparisons and rankings built on them."""
+
     owner = "models"
     default_clock = staticmethod(time.time)
 

@@ -142,6 +142,9 @@ class StreamingInstruments:
 
 
 class ModelInstruments:
+    """The model tracker's OpenTelemetry side: the semconv request-duration histogram, attributes
+    built once per (endpoint, model, error type)."""
+
     def __init__(self, meter: Meter, provider_name: str) -> None:
         self.attrs = _Attrs(provider_name, _otel(c.REQUEST_DURATION))
         self.duration = _histogram(meter, c.REQUEST_DURATION)
@@ -155,6 +158,9 @@ class ModelInstruments:
 
 
 class CostInstruments:
+    """The cost tracker's OpenTelemetry side: the semconv token-usage histogram per request, and
+    observable cost and budget gauges read from the tracker at collection."""
+
     def __init__(self, meter: Meter, provider_name: str, cost: Snapshot,
                  budgets: Callable[[], Iterable[tuple[str, float, float]]]) -> None:
         self.attrs = _Attrs(provider_name, _otel(c.TOKENS))

@@ -66,6 +66,8 @@ class ModelPricing(NamedTuple):
 
 
 class ImagePricing(NamedTuple):
+    """FakeAI's price of one image by model, size and quality (its ``IMAGE_PRICING`` rows)."""
+
     model: str
     size: str
     quality: str
@@ -73,6 +75,8 @@ class ImagePricing(NamedTuple):
 
 
 class AudioPricing(NamedTuple):
+    """FakeAI's text-to-speech price per million characters by model (its ``AUDIO_PRICING`` rows)."""
+
     model: str
     price_per_million_chars: float
 

@@ -70,6 +70,9 @@ def violated(errors: int, total: int, objective: float) -> bool:
 
 @dataclass
 class SLOStatus:
+    """FakeAI's SLO status: success ratio against the objective over the tracker's window, with the
+    error budget left and whether it is violated."""
+
     target_success_rate: float
     window_seconds: float
     total_requests: int

@@ -112,6 +112,9 @@ class StreamingAggregateMetrics:
 
 
 class StreamingMetricsTracker(Tracker):
+    """FakeAI's ``StreamingMetricsTracker``: per-stream TTFT, inter-token latency, TPOT and tokens
+    per second, exported as histograms, with FakeAI's per-stream details and aggregates."""
+
     owner = "streaming"
 
     def __init__(self, max_active_streams: int = 10000, max_completed_streams: int = 1000,

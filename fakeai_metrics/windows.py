@@ -18,6 +18,9 @@ T = TypeVar("T")
 
 
 class Ring(Generic[T]):
+    """A sliding window as a fixed ring of time slots, reset lazily when time reaches them: rates
+    over the last N seconds in bounded memory, with no timer thread."""
+
     def __init__(self, window_seconds: float, slot_seconds: float, factory: Callable[[], T]) -> None:
         if not (window_seconds > 0 and slot_seconds > 0):
             raise ValueError("window_seconds and slot_seconds must be > 0")

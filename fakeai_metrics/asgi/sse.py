@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Event(NamedTuple):
+    """One complete server-sent event, with where it ended in the chunk that completed it (so the
+    middleware can cut a usage-only event out of what the client receives)."""
+
     name: bytes   # the ``event:`` field, b"" when absent
     data: bytes   # the ``data:`` lines joined by newlines
     start: int    # offset in the chunk that completed it; negative when it began in an earlier one
