@@ -208,6 +208,9 @@ class _HistogramChildren(_Children):
 
 
 class MirroredCounter(Counter):
+    """A counter that also writes each add to this process's multiprocess file, so a scrape of
+    every worker's files sums it exactly."""
+
     __slots__ = ("_mirror",)
 
     def __init__(self, spec: MetricSpec, namespace: str) -> None:
@@ -224,6 +227,9 @@ class MirroredCounter(Counter):
 
 
 class MirroredGauge(Gauge):
+    """A gauge that also writes to the multiprocess files, combined across workers as the
+    catalog's ``multiprocess_mode`` says."""
+
     __slots__ = ("_mirror",)
 
     def __init__(self, spec: MetricSpec, namespace: str) -> None:
@@ -249,6 +255,9 @@ class MirroredGauge(Gauge):
 
 
 class MirroredHistogram(Histogram):
+    """A histogram that also writes each observation's bucket and sum to the multiprocess files,
+    with the same bounds as the in-process view."""
+
     __slots__ = ("_mirror",)
 
     def __init__(self, spec: MetricSpec, namespace: str, buckets: Any = None) -> None:
