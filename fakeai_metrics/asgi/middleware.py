@@ -246,10 +246,11 @@ class _Exchange:
             self._finish_stream()
         return message
 
-    def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run metrics code; an error in it is logged at DEBUG and swallowed."""
+    def guarded(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run metrics code (a hub call, or this exchange's own); an error in it (a refused
+        ``InvalidMetricInput`` or a bug) is logged at DEBUG and swallowed."""
         try:
-            fn(*args)
+            fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - metrics must never break the response
             self._log(getattr(fn, "__name__", "metrics"), exc)
 
@@ -374,8 +375,8 @@ class _Exchange:
         encoded = encoding != b"identity"
         if status < 400 and content_type.startswith(b"text/event-stream"):
             self.stream_id = self.mw._new_stream_id()
-            self._call(self.telemetry.start_stream, self.stream_id, endpoint=self.endpoint,
-                       model=self.model(), api_key=self.api_key, started_at=self.started)
+            self.guarded(self.telemetry.start_stream, self.stream_id, endpoint=self.endpoint,
+                         model=self.model(), api_key=self.api_key, started_at=self.started)
             self._stream = OpenAIStream()
             # a compressed stream is counted (start, outcome) but its tokens cannot be read
             if not encoded:
@@ -435,20 +436,20 @@ class _Exchange:
         self._done, self._reading = True, False
         u = self._stream.usage if self._stream is not None else None
         if u is None:  # no usage: bill the content events seen
-            self._call(self.telemetry.finish_stream, self.stream_id,
-                       finish_reason=self._stream.finish_reason if self._stream else "stop")
+            self.guarded(self.telemetry.finish_stream, self.stream_id,
+                         finish_reason=self._stream.finish_reason if self._stream else "stop")
         else:  # a count the server did not send falls back to what the hub knows
-            self._call(self.telemetry.finish_stream, self.stream_id,
-                       finish_reason=self._stream.finish_reason,  # type: ignore[union-attr]
-                       completion_tokens=u.completion, prompt_tokens=u.prompt,
-                       cached_tokens=u.cached)
+            self.guarded(self.telemetry.finish_stream, self.stream_id,
+                         finish_reason=self._stream.finish_reason,  # type: ignore[union-attr]
+                         completion_tokens=u.completion, prompt_tokens=u.prompt,
+                         cached_tokens=u.cached)
 
     def _fail_stream(self, status: int, error_type: str, message: str) -> None:
         if self._done:
             return
         self._done, self._reading = True, False
-        self._call(self.telemetry.fail_stream, self.stream_id, status_code=status,
-                   error_type=error_type, message=message)
+        self.guarded(self.telemetry.fail_stream, self.stream_id, status_code=status,
+                     error_type=error_type, message=message)
 
     # --- the app's end ---------------------------------------------------------------------------
 
@@ -486,18 +487,12 @@ class _Exchange:
     def _record_failure(self, status: int, error_type: str, message: str,
                         latency: float) -> None:
         self._done = True
-        self._call(self.telemetry.record_failure, endpoint=self.endpoint, model=self.model(),
-                   status_code=status, error_type=error_type, message=message,
-                   latency_s=latency, api_key=self.api_key)
+        self.guarded(self.telemetry.record_failure, endpoint=self.endpoint, model=self.model(),
+                     status_code=status, error_type=error_type, message=message,
+                     latency_s=latency, api_key=self.api_key)
 
     def _elapsed(self) -> float:
         return max(0.0, self.mw.clock() - self.started)
-
-    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - InvalidMetricInput or a tracker bug
-            self._log(fn.__name__, exc)
 
     def _log(self, what: str, exc: Exception) -> None:
         text = str(exc)
