@@ -191,9 +191,13 @@ class MetricsTracker(Tracker):
         finally:
             lock.release()
 
-    def _count_label(self, kind: str, counter: Counter, endpoint: str) -> None:
-        """``_count`` of a kind by name (``KINDS``) at a resolved endpoint label."""
-        self._count(self._window(endpoint), _ERRORS if kind == "errors" else _REQUESTS, counter)
+    def _count_label(self, kind: str, endpoint: str) -> None:
+        """``_count`` of a kind by name (``KINDS``: a request or an error) at a resolved
+        endpoint label."""
+        if kind == "errors":
+            self._count(self._window(endpoint), _ERRORS, self._errors)
+        else:
+            self._count(self._window(endpoint), _REQUESTS, self._requests)
 
     def _event_in(self, second: _Second, kind: int, counter: Counter, key: tuple[str],
                   now: float) -> None:
@@ -280,13 +284,6 @@ class MetricsTracker(Tracker):
             self._tokens_in(second, key, tokens)
         finally:
             lock.release()
-
-    def _event(self, kind: str, counter: Counter, endpoint: str, now: float) -> None:
-        """An event without a value (a request, an error) at a resolved endpoint label; call
-        under the lock."""
-        w = self._window(endpoint)
-        index = _ERRORS if kind == "errors" else _REQUESTS
-        self._event_in(self._second(w, now, 1 << index), index, counter, w.key, now)
 
     # --- request timers (FakeAI's start/end pair) -----------------------------------------------
 
@@ -435,7 +432,8 @@ class MetricsTracker(Tracker):
         self._streams_active.inc(key, -1)
         self._streams_total.inc((endpoint, outcome))
         if outcome == c.FAILED:
-            self._event("errors", self._errors, endpoint, now)
+            w = self._window(endpoint)
+            self._event_in(self._second(w, now, 1 << _ERRORS), _ERRORS, self._errors, w.key, now)
             return
         self._response(endpoint, now, duration_s)
         if ttft_s is not None:

@@ -216,8 +216,8 @@ class Telemetry:
                                       clip_message(key_ids.scrub(message, api_key)), kid,
                                       request_id, None)
             metrics = self.metrics
-            metrics._count_label("requests", metrics._requests, label)
-            metrics._count_label("errors", metrics._errors, label)
+            metrics._count_label("requests", label)
+            metrics._count_label("errors", label)
             if model_label is not None:
                 self.models._record((label, model_label), 0, 0,
                                     None if latency_s is None else latency_s * 1000.0,
@@ -260,7 +260,7 @@ class Telemetry:
                                                         prompt_tokens, folded)
             metrics = self.metrics
             label = limits.endpoint(endpoint)
-            metrics._count_label("requests", metrics._requests, label)
+            metrics._count_label("requests", label)
             metrics._stream_opened(label)  # the stream's state is the streaming tracker's
         finally:
             limits.end_request()
