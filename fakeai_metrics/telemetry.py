@@ -346,8 +346,8 @@ class Telemetry:
         limits.begin_request(route.folded)
         try:
             endpoint, model, api_key = route.endpoint, route.model, route.api_key
-            scrubbed = self.key_ids.scrub(message, api_key)
-            summary = self.streaming.fail_stream(stream_id, scrubbed)
+            stored = clip_message(self.key_ids.scrub(message, api_key))  # kept by two trackers
+            summary = self.streaming._finish(stream_id, FAILED, None, stored)
             label, model_label, kid, key = self._labels(endpoint, model, api_key)
             error_label = limits.error_type(error_type)
             sent = summary.tokens if summary is not None else 0
@@ -359,8 +359,8 @@ class Telemetry:
                                     summary.duration_s * 1000.0, api_key and kid, True, cost,
                                     error_label)
                 self.goodput.record(model, endpoint, False, summary.duration_s)
-            self.errors._record_error(label, model_label, error_label, status_code,
-                                      clip_message(scrubbed), api_key and kid, None, None)
+            self.errors._record_error(label, model_label, error_label, status_code, stored,
+                                      api_key and kid, None, None)
             return self.cost._record_usage(kid, key, model, endpoint == BATCH_ENDPOINT, label,
                                            prompt, sent, 0, cost, known)
         finally:
